@@ -1,0 +1,381 @@
+"""Write-audit-publish for one source batch.
+
+    begin  -> audit rows (run, batch), window from the watermark, empty staging table
+    extract-> source rows streamed through rows.row_builder into staging with COPY
+    dedupe -> exact duplicates and superseded versions removed (latest updated_at, then
+              the later row in source order, wins), in SQL
+    validate -> the source's GX suite run in PostgreSQL; every result kept in
+              audit.validation_result; failing rows of critical row-level expectations
+              listed in a rejects table; batch-level critical failures and a quarantine
+              share above the source's threshold fail the batch
+    publish-> quarantine rows, merge into the core table, audit ledger, watermark and run
+              status in ONE transaction
+    cleanup-> staging dropped, whatever happened
+
+Each step takes and returns plain data (a BatchPlan), so Airflow tasks can pass it through
+XCom and run on different workers: everything in between lives in the warehouse.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+from typing import Callable, Iterable, Iterator
+
+from psycopg2 import sql
+from psycopg2.extras import Json
+
+from . import config, pii, rows, staging, warehouse
+from .catalog import Source
+
+log = logging.getLogger(__name__)
+
+
+class BatchFailed(Exception):
+    """The batch cannot commit; the message is the one line an engineer acts on."""
+
+
+@dataclasses.dataclass
+class BatchPlan:
+    source_code: str
+    run_key: str
+    batch_id: int
+    as_of_date: str
+    province_code: str
+    staging_table: str
+    window_start: str | None = None   # ISO timestamps with offset
+    window_end: str | None = None
+    empty_window: bool = False
+
+    def to_xcom(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_xcom(cls, data: dict) -> "BatchPlan":
+        return cls(**data)
+
+
+@dataclasses.dataclass
+class ExtractStats:
+    rows_read: int
+    distinct_keys: int
+    checksum: str
+    extra_columns: list[str]
+
+
+# ----------------------------------------------------------------------------- begin
+
+def check_pii_key(cur, key: bytes) -> None:
+    """Refuse to run with a key other than the one the warehouse was filled with."""
+    fp = pii.key_fingerprint(key)
+    cur.execute("SELECT fingerprint FROM audit.pii_key")
+    known = [r[0] for r in cur.fetchall()]
+    if not known:
+        cur.execute("INSERT INTO audit.pii_key (fingerprint) VALUES (%s)", (fp,))
+    elif fp not in known:
+        raise BatchFailed(
+            "ioc_pii_key differs from the key the warehouse was filled with: hashes would no longer "
+            "join; restore the old key (or re-pseudonymise deliberately), nothing was loaded"
+        )
+
+
+def register_source(cur, source: Source) -> None:
+    cur.execute(
+        """INSERT INTO audit.source (source_code, kind, sector, cadence_days, quarantine_threshold)
+           VALUES (%s, %s, %s, %s, %s)
+           ON CONFLICT (source_code) DO UPDATE SET kind = EXCLUDED.kind, sector = EXCLUDED.sector,
+               cadence_days = EXCLUDED.cadence_days, quarantine_threshold = EXCLUDED.quarantine_threshold""",
+        (source.code, source.kind, source.sector, source.cadence_days, source.quarantine_threshold),
+    )
+
+
+def begin(conn, source: Source, dag_run_id: str, as_of: dt.date, *, key: bytes, province_code: str,
+          batch_name: str | None = None) -> BatchPlan:
+    """Open the run and its batch; compute the window; create the staging table."""
+    run_key = f"{source.code}/{dag_run_id}"
+    with warehouse.transaction(conn) as cur:
+        check_pii_key(cur, key)
+        register_source(cur, source)
+        # A run left 'running' by a killed worker never committed anything: say so.
+        cur.execute(
+            """UPDATE audit.source_run SET status = 'failed', finished_at = clock_timestamp(),
+                      error = 'abandoned: the worker stopped before the run finished'
+                WHERE source_code = %s AND status = 'running' AND run_key <> %s""",
+            (source.code, run_key),
+        )
+        cur.execute(
+            """UPDATE audit.batch SET status = 'failed', finished_at = clock_timestamp(),
+                      error = 'abandoned: the worker stopped before the batch finished'
+                WHERE source_code = %s AND status = 'running'""",
+            (source.code,),
+        )
+        cur.execute(
+            """INSERT INTO audit.source_run (run_key, source_code, dag_run_id, as_of_date, status)
+               VALUES (%s, %s, %s, %s, 'running')
+               ON CONFLICT (run_key) DO UPDATE SET status = 'running', started_at = clock_timestamp(),
+                   finished_at = NULL, error = NULL, rows_loaded = 0, rows_quarantined = 0""",
+            (run_key, source.code, dag_run_id, as_of),
+        )
+        window_start = window_end = None
+        empty = False
+        if source.watermark:
+            cur.execute("SELECT watermark FROM audit.watermark WHERE source_code = %s", (source.code,))
+            found = cur.fetchone()
+            from .asof import window_end as end_of
+            window_end = end_of(as_of)
+            window_start = found[0] if found else None
+            empty = window_start is not None and window_start >= window_end
+        name = batch_name or (
+            f"[{window_start.isoformat() if window_start else '-inf'}, {window_end.isoformat()})"
+            if window_end else as_of.isoformat()
+        )
+        cur.execute(
+            """INSERT INTO audit.batch (source_code, run_key, as_of_date, batch_name, window_start, window_end, status)
+               VALUES (%s, %s, %s, %s, %s, %s, 'running') RETURNING batch_id""",
+            (source.code, run_key, as_of, name, window_start, window_end),
+        )
+        batch_id = cur.fetchone()[0]
+        table = staging.create(cur, source, batch_id)
+    plan = BatchPlan(
+        source_code=source.code, run_key=run_key, batch_id=batch_id, as_of_date=as_of.isoformat(),
+        province_code=province_code, staging_table=table,
+        window_start=window_start.isoformat() if window_start else None,
+        window_end=window_end.isoformat() if window_end else None, empty_window=empty,
+    )
+    log.info("batch %s of %s: window %s, staging %s.%s", batch_id, source.code, name, staging.SCHEMA, table)
+    return plan
+
+
+# ----------------------------------------------------------------------------- extract
+
+def stage_items(conn, source: Source, plan: BatchPlan, items: Iterable[dict], *, key: bytes) -> tuple[int, str, set[str], set[str]]:
+    """COPY items into the (emptied) staging table. Returns rows, checksum, fields seen, extra keys."""
+    build = rows.row_builder(source, key, plan.as_of_date, plan.province_code)
+    known = set(source.field_names)
+    seen: set[str] = set()
+    extra: set[str] = set()
+    with warehouse.transaction(conn) as cur:
+        staging.truncate(cur, plan.staging_table)
+        writer = staging.CopyWriter(cur, plan.staging_table, rows.staging_columns(source))
+        for item in items:
+            if not isinstance(item, dict):
+                raise BatchFailed(f"{source.code}: the source sent a non-object item ({type(item).__name__})")
+            keys = item.keys()
+            seen.update(keys)
+            if not keys <= known:
+                extra.update(k for k in keys if k not in known)
+            writer.write(build(writer.rows + 1, item))
+            if writer.rows % 100_000 == 0:
+                log.info("%s: %d rows staged", source.code, writer.rows)
+        writer.flush()
+    return writer.rows, writer.checksum, seen & known, extra
+
+
+def count_keys(conn, source: Source, plan: BatchPlan) -> int:
+    """Distinct business keys staged (rows without a key count one each)."""
+    key_cols = sql.SQL(", ").join(map(sql.Identifier, source.key))
+    null_test = sql.SQL(" OR ").join(sql.SQL("{} IS NULL").format(sql.Identifier(k)) for k in source.key)
+    with warehouse.transaction(conn) as cur:
+        cur.execute(sql.SQL(
+            "SELECT (SELECT count(*) FROM (SELECT DISTINCT {k} FROM {t} WHERE NOT ({n})) d)"
+            " + (SELECT count(*) FROM {t} WHERE {n})"
+        ).format(k=key_cols, n=null_test, t=sql.Identifier(staging.SCHEMA, plan.staging_table)))
+        return cur.fetchone()[0]
+
+
+def extract(conn, source: Source, plan: BatchPlan, fetch: Callable[[], tuple[Iterator[dict], Callable[[], int | None]]],
+            *, key: bytes, max_extractions: int = 3) -> ExtractStats:
+    """Stage one extraction of the batch, again (up to `max_extractions`) when the source's own
+    total says keys were skipped (a record updated during the extraction moves between pages).
+
+    `fetch()` returns (items, total) where total() is the source's own distinct-key count once
+    the items are consumed (None when the source gives none).
+    """
+    for attempt in range(1, max_extractions + 1):
+        items, total = fetch()
+        n, checksum, seen, extra = stage_items(conn, source, plan, items, key=key)
+        if n and (missing := [f for f in source.field_names if f not in seen]):
+            raise BatchFailed(f"{source.code}: column(s) missing from the delivery: {', '.join(missing)}")
+        distinct = count_keys(conn, source, plan)
+        expected = total()
+        if expected is None or distinct >= expected:
+            log.info("%s: staged %d rows, %d distinct keys (source total %s)", source.code, n, distinct, expected)
+            return ExtractStats(n, distinct, checksum, sorted(extra))
+        log.warning("%s: extraction %d/%d got %d distinct keys, the source reported %d; extracting the window again",
+                    source.code, attempt, max_extractions, distinct, expected)
+    raise BatchFailed(
+        f"{source.code}: {distinct} distinct keys received, the source reported {expected}, "
+        f"after {max_extractions} extractions of the window; nothing was loaded"
+    )
+
+
+def record_extract(conn, plan: BatchPlan, stats: ExtractStats) -> None:
+    with warehouse.transaction(conn) as cur:
+        cur.execute(
+            "UPDATE audit.batch SET rows_read = %s, distinct_keys = %s, checksum = %s, extra_columns = %s WHERE batch_id = %s",
+            (stats.rows_read, stats.distinct_keys, stats.checksum, stats.extra_columns or None, plan.batch_id),
+        )
+
+
+def dedupe(conn, source: Source, plan: BatchPlan) -> int:
+    """Keep one version per key: latest updated_at (a valid timestamp beats none), then the later
+    row in source order. Rows without a key are kept (validation quarantines them)."""
+    t = sql.Identifier(staging.SCHEMA, plan.staging_table)
+    keys = sql.SQL(", ").join(map(sql.Identifier, source.key))
+    not_null = sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(sql.Identifier(k)) for k in source.key)
+    order_ts = (sql.SQL("util.try_timestamptz({}) DESC NULLS LAST, ").format(sql.Identifier(source.watermark))
+                if source.watermark else sql.SQL(""))
+    with warehouse.transaction(conn) as cur:
+        cur.execute(sql.SQL(
+            """DELETE FROM {t} s USING (
+                   SELECT _row_id, row_number() OVER (PARTITION BY {keys} ORDER BY {order_ts}_row_id DESC) AS rn
+                     FROM {t} WHERE {not_null}) d
+                WHERE s._row_id = d._row_id AND d.rn > 1"""
+        ).format(t=t, keys=keys, order_ts=order_ts, not_null=not_null))
+        removed = cur.rowcount
+        cur.execute(sql.SQL("ANALYZE {}").format(t))
+    if removed:
+        log.info("%s: %d duplicate or superseded rows removed before validation", source.code, removed)
+    return removed
+
+
+# ----------------------------------------------------------------------------- validate
+
+def rejects_table(plan: BatchPlan) -> str:
+    return f"{plan.staging_table}_rejects"
+
+
+def validate(conn, source: Source, plan: BatchPlan, *, sqlalchemy_url: str) -> dict:
+    """Run the suite in the database; keep every result; list failing rows; decide the batch."""
+    from . import validation  # GX is heavy: import it only in the task that validates
+
+    suite = validation.load_suite(source.suite_path)
+    results = validation.validate_table(sqlalchemy_url, staging.SCHEMA, plan.staging_table, suite)
+    specs = {s.index: s for s in suite.specs}
+    rejects = rejects_table(plan)
+    with warehouse.transaction(conn) as cur:
+        cur.execute("DELETE FROM audit.validation_result WHERE batch_id = %s", (plan.batch_id,))
+        for r in results:
+            cur.execute(
+                """INSERT INTO audit.validation_result (batch_id, source_code, expectation_index, expectation_type,
+                       column_name, severity, row_level, success, observed_value, element_count, unexpected_count,
+                       reason, exception)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                (plan.batch_id, source.code, r.index, r.type, r.column, r.severity, r.row_level, r.success,
+                 Json(r.observed_value), r.element_count, r.unexpected_count,
+                 specs[r.index].meta.get("reason"), r.exception),
+            )
+        staging.drop(cur, rejects)
+        cur.execute(sql.SQL(
+            "CREATE UNLOGGED TABLE {} (_row_id bigint NOT NULL, expectation_index integer NOT NULL,"
+            " expectation_type text NOT NULL, column_name text, reason text)"
+        ).format(sql.Identifier(staging.SCHEMA, rejects)))
+        writer = staging.CopyWriter(cur, rejects, ["_row_id", "expectation_index", "expectation_type", "column_name", "reason"])
+        for r in results:
+            if r.row_level and r.severity == "critical" and not r.success:
+                reason = specs[r.index].meta.get("reason") or r.type
+                for row_id in r.failing_row_ids:
+                    writer.write((row_id, r.index, r.type, r.column, reason))
+        writer.flush()
+        cur.execute(sql.SQL("SELECT count(DISTINCT _row_id) FROM {}").format(sql.Identifier(staging.SCHEMA, rejects)))
+        quarantined = cur.fetchone()[0]
+        cur.execute("SELECT distinct_keys FROM audit.batch WHERE batch_id = %s", (plan.batch_id,))
+        distinct = cur.fetchone()[0] or 0
+
+    failures = []
+    for r in results:
+        label = f"#{r.index} {r.type}" + (f"({r.column})" if r.column else "")
+        if r.exception and (r.severity == "critical" or not r.row_level):
+            failures.append(f"{label} could not run: {r.exception}")
+        elif not r.success and r.severity == "critical" and not r.row_level:
+            failures.append(f"{label} failed (observed {json.dumps(r.observed_value, default=str)[:120]})")
+        elif not r.success and r.severity != "critical":
+            log.warning("%s: warning expectation %s failed: %s rows", source.code, label, r.unexpected_count)
+    share = quarantined / distinct if distinct else 0.0
+    if share > source.quarantine_threshold:
+        failures.append(f"quarantine share {share:.1%} of {distinct} keys exceeds the threshold {source.quarantine_threshold:.0%}")
+    summary = {"evaluated": len(results), "passed": sum(r.success for r in results),
+               "quarantined": quarantined, "distinct_keys": distinct, "share": round(share, 4)}
+    log.info("%s: validation %s", source.code, summary)
+    if failures:
+        raise BatchFailed(f"{source.code} batch {plan.batch_id} failed validation ({suite.path.name}): " + "; ".join(failures))
+    return summary
+
+
+# ----------------------------------------------------------------------------- publish
+
+def _cccd_fields(source: Source) -> list[str]:
+    return [f.name for f in source.fields if f.pii == "cccd"]
+
+
+def publish(conn, source: Source, plan: BatchPlan) -> dict:
+    """Quarantine + merge + audit + watermark + run status, in one transaction."""
+    t = sql.Identifier(staging.SCHEMA, plan.staging_table)
+    rj = sql.Identifier(staging.SCHEMA, rejects_table(plan))
+    key_expr = sql.SQL(" || '|' || ").join(sql.SQL("coalesce({}, '')").format(sql.Identifier(k)) for k in source.key)
+    # A failing personal-ID column is shown by its mask only, never by its hash.
+    value_expr = sql.SQL("to_jsonb(s) ->> r.column_name")
+    for f in _cccd_fields(source):
+        value_expr = sql.SQL("CASE WHEN starts_with(r.column_name, {p}) THEN s.{m} ELSE {v} END").format(
+            p=sql.Literal(f + "_"), m=sql.Identifier(f + "_mask"), v=value_expr)
+    with warehouse.transaction(conn) as cur:
+        if plan.empty_window:
+            loaded = quarantined = 0
+        else:
+            cur.execute(sql.SQL(
+                """INSERT INTO quarantine.rejected_row (source_code, batch_id, business_key, record_date, reasons, failing_values)
+                   SELECT %(source)s, %(batch)s, {key_expr}, s.{record_date},
+                          jsonb_agg(DISTINCT jsonb_build_object('expectation', r.expectation_type, 'column', r.column_name,
+                                                                'reason', r.reason)),
+                          coalesce(jsonb_object_agg(r.column_name, left({value_expr}, 200))
+                                   FILTER (WHERE r.column_name IS NOT NULL), '{{}}'::jsonb)
+                     FROM {t} s JOIN {rj} r USING (_row_id)
+                    GROUP BY s._row_id, {key_expr}, s.{record_date}"""
+            ).format(key_expr=key_expr, record_date=sql.Identifier(source.record_date), value_expr=value_expr, t=t, rj=rj),
+                {"source": source.code, "batch": plan.batch_id})
+            quarantined = cur.rowcount
+            merge = sql.SQL(warehouse.read_sql(source.merge_sql)).format(staging=t, rejects=rj)
+            cur.execute(merge, {"batch_id": plan.batch_id})
+            loaded = cur.rowcount
+        cur.execute(
+            """UPDATE audit.batch SET status = 'committed', rows_loaded = %s, rows_quarantined = %s,
+                      finished_at = clock_timestamp() WHERE batch_id = %s""",
+            (loaded, quarantined, plan.batch_id),
+        )
+        if plan.window_end and not plan.empty_window:
+            cur.execute(
+                """INSERT INTO audit.watermark (source_code, watermark, batch_id) VALUES (%s, %s, %s)
+                   ON CONFLICT (source_code) DO UPDATE SET watermark = EXCLUDED.watermark,
+                       batch_id = EXCLUDED.batch_id, updated_at = clock_timestamp()""",
+                (source.code, plan.window_end, plan.batch_id),
+            )
+        cur.execute(
+            """UPDATE audit.source_run SET status = 'success', finished_at = clock_timestamp(),
+                      rows_loaded = rows_loaded + %s, rows_quarantined = rows_quarantined + %s, error = NULL
+                WHERE run_key = %s""",
+            (loaded, quarantined, plan.run_key),
+        )
+    log.info("%s batch %s committed: %d rows loaded, %d quarantined", source.code, plan.batch_id, loaded, quarantined)
+    return {"rows_loaded": loaded, "rows_quarantined": quarantined}
+
+
+# ----------------------------------------------------------------------------- failure and cleanup
+
+def fail(conn, plan: BatchPlan, error: str) -> None:
+    """Record the failure (nothing was published: the publish transaction is all or nothing)."""
+    error = error.splitlines()[0][:500] if error else "unknown error"
+    with warehouse.transaction(conn) as cur:
+        cur.execute(
+            "UPDATE audit.batch SET status = 'failed', error = %s, finished_at = clock_timestamp() "
+            "WHERE batch_id = %s AND status <> 'committed'", (error, plan.batch_id))
+        cur.execute(
+            "UPDATE audit.source_run SET status = 'failed', error = %s, finished_at = clock_timestamp() WHERE run_key = %s",
+            (error, plan.run_key))
+
+
+def cleanup(conn, plan: BatchPlan) -> None:
+    """Staging holds derived personal data: drop it after every batch, success or not."""
+    with warehouse.transaction(conn) as cur:
+        staging.drop(cur, plan.staging_table)
+        staging.drop(cur, rejects_table(plan))

@@ -1,0 +1,251 @@
+"""Builds the Airflow DAGs from the source catalog (operations.md, "DAGs").
+
+One ingest DAG per catalog entry, all the same shape:
+
+    begin -> extract -> validate -> publish        (+ cleanup as teardown)
+
+and one refresh_ioc_views DAG scheduled on the Assets the ingest DAGs publish, with a
+nightly fallback. Nothing heavy is imported at parse time: GX, psycopg2 and the reference
+data are imported inside the tasks.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import pendulum
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
+
+from . import catalog
+from .catalog import Source
+from .config import LOCAL_TZ
+
+log = logging.getLogger(__name__)
+
+OWNER = "ioc-data-engineering"
+START = pendulum.datetime(2025, 1, 1, tz=LOCAL_TZ)
+INGEST_CRON = "30 0 * * *"    # 00:30 local: the night after day D reports day D
+REFRESH_CRON = "30 2 * * *"   # fallback when no ingest published
+AS_OF_PARAM = Param(None, type=["null", "string"], format="date",
+                    description="As-of date D (YYYY-MM-DD); empty: the run's own date rule")
+
+
+def asset_for(source: Source) -> Asset:
+    return Asset(name=f"warehouse_{source.code}", uri=source.asset_uri, group="ioc_warehouse")
+
+
+def _on_failure(context) -> None:
+    """Task failure callback: record the failed batch, then notify in one line."""
+    from . import batch, notify, warehouse
+
+    ti = context["ti"]
+    dag_id = ti.dag_id
+    reason = str(context.get("exception") or "see the task log")
+    if dag_id.startswith("ingest_"):
+        plan = ti.xcom_pull(task_ids="begin")
+        if plan:
+            conn = warehouse.connect()
+            try:
+                batch.fail(conn, batch.BatchPlan.from_xcom(plan), f"{ti.task_id}: {reason}")
+            finally:
+                conn.close()
+    line = notify.failure_line(dag_id, context["run_id"], ti.task_id, reason)
+    notify.send(line, {"dag_id": dag_id, "run_id": context["run_id"], "task_id": ti.task_id,
+                       "source": dag_id.removeprefix("ingest_") if dag_id.startswith("ingest_") else None,
+                       "reason": line.split(": ", 1)[-1]})
+
+
+def _default_args() -> dict:
+    return {
+        "owner": OWNER,
+        "retries": 0,
+        "on_failure_callback": _on_failure,
+    }
+
+
+def _doc(source: Source) -> str:
+    return f"""### ingest_{source.code} — {source.title} ({source.owner})
+
+**Reads** the `{source.code}` source through connection `{source.connection}` ({source.kind}
+source{f", `{source.path}`" if source.path else ""}), see `shared/spec/sources.md`.
+Incremental by `{source.watermark}` from the last committed watermark up to D+1 00:00 +07:00
+(the as-of date D comes from the `as_of_date` param, else the run's own date rule).
+
+**Writes** `{source.core_table}` (latest valid version per key {', '.join(source.key)}),
+`quarantine.rejected_row` (failing rows with reasons, personal IDs masked), `audit.batch`,
+`audit.validation_result`, `audit.watermark`; publishes the Asset `{source.asset_uri}`,
+which triggers `refresh_ioc_views`.
+
+**Checks** `include/expectations/{source.code}.json` (GX suite, run inside PostgreSQL).
+Critical row-level failures quarantine rows; more than {source.quarantine_threshold:.0%} of the
+batch's keys quarantined, or a critical batch-level failure, fails the whole batch.
+
+**When it fails** nothing was published: the warehouse and the IOC views keep the last good
+data, and `ioc.source_freshness` shows the failure. The failed task's log and
+`audit.batch.error` hold one line naming the problem:
+- *token refused / connection missing*: fix connection `{source.connection}`;
+- *gave up after N attempts*: the source is down or overloaded; clear the task later;
+- *failed validation*: look at `audit.validation_result` for the batch, and at
+  `quarantine.rejected_row`; fix the source or the suite, then re-run the same date
+  (re-runs are idempotent).
+"""
+
+
+def build_ingest_dag(source: Source) -> DAG:
+    outlet = asset_for(source)
+    with DAG(
+        dag_id=source.dag_id,
+        description=f"Extract, validate and load {source.title} into the warehouse",
+        schedule=CronTriggerTimetable(INGEST_CRON, timezone=LOCAL_TZ),
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        default_args=_default_args(),
+        params={"as_of_date": AS_OF_PARAM},
+        tags=[f"sector:{source.sector}", f"kind:{source.kind}", "ingest"],
+        doc_md=_doc(source),
+    ) as dag:
+
+        @task
+        def begin(**context) -> dict:
+            """Migrate, resolve the as-of date, open the run and its batch, create staging."""
+            from . import asof, batch, config, warehouse
+
+            as_of = asof.from_context(context)
+            conn = warehouse.connect()
+            try:
+                warehouse.migrate(conn)
+                plan = batch.begin(conn, source, context["run_id"], as_of,
+                                   key=config.pii_key(), province_code=config.province_code())
+            finally:
+                conn.close()
+            return plan.to_xcom()
+
+        @task(retries=2, retry_delay=dt.timedelta(minutes=1), retry_exponential_backoff=True,
+              max_retry_delay=dt.timedelta(minutes=10))
+        def extract(plan: dict) -> dict:
+            """Extract the window into staging (retried with backoff: network step)."""
+            from . import batch, config, warehouse
+            from .extract import fetchers
+
+            p = batch.BatchPlan.from_xcom(plan)
+            if p.empty_window:
+                log.info("window is empty (already loaded up to %s): nothing to extract", p.window_start)
+                return {"rows_read": 0}
+            conn = warehouse.connect()
+            try:
+                stats = batch.extract(conn, source, p, fetchers.fetcher_for(source, p), key=config.pii_key())
+                batch.record_extract(conn, p, stats)
+                if stats.extra_columns:
+                    log.warning("schema drift: %s sent unknown column(s) %s; loaded without them",
+                                source.code, ", ".join(stats.extra_columns))
+                batch.dedupe(conn, source, p)
+            finally:
+                conn.close()
+            return {"rows_read": stats.rows_read, "distinct_keys": stats.distinct_keys}
+
+        @task
+        def validate(plan: dict, extracted: dict) -> dict:
+            """Run the source's expectation suite inside PostgreSQL; quarantine or fail."""
+            from . import batch, config, warehouse
+
+            p = batch.BatchPlan.from_xcom(plan)
+            if p.empty_window:
+                return {"evaluated": 0}
+            conn = warehouse.connect()
+            try:
+                url = config.postgres_params(config.WAREHOUSE_CONN_ID).sqlalchemy_url()
+                return batch.validate(conn, source, p, sqlalchemy_url=url)
+            finally:
+                conn.close()
+
+        @task(outlets=[outlet])
+        def publish(plan: dict, validated: dict, **context) -> dict:
+            """Quarantine, merge, audit ledger and watermark in one transaction; publish the Asset."""
+            from . import batch, warehouse
+
+            p = batch.BatchPlan.from_xcom(plan)
+            conn = warehouse.connect()
+            try:
+                result = batch.publish(conn, source, p)
+            finally:
+                conn.close()
+            context["outlet_events"][outlet].extra = {"as_of_date": p.as_of_date, "source_code": source.code,
+                                                      "batch_id": p.batch_id, **result}
+            return result
+
+        @task
+        def cleanup(plan: dict) -> None:
+            """Drop the batch's staging tables, whatever the outcome (teardown)."""
+            from . import batch, warehouse
+
+            conn = warehouse.connect()
+            try:
+                batch.cleanup(conn, batch.BatchPlan.from_xcom(plan))
+            finally:
+                conn.close()
+
+        planned = begin()
+        extracted = extract(planned)
+        validated = validate(planned, extracted)
+        published = publish(planned, validated)
+        published >> cleanup(planned).as_teardown(setups=planned)
+    return dag
+
+
+REFRESH_DOC = """### refresh_ioc_views — recompute the IOC's indicators
+
+**Reads** the core tables (`core.*`), `core.admin_unit` and the audit ledger.
+**Writes** `mart.indicator_history` for the as-of date D, in one transaction: the `ioc.*` views
+(`indicator_values`, `indicator_history`, `indicator_catalog`, `source_freshness`) show the
+old or the new row set, never a mix, and readers are never blocked.
+
+**Runs** when an ingest DAG publishes its Asset (D = the greatest `as_of_date` in the
+triggering events), nightly as a fallback (D = yesterday in Asia/Ho_Chi_Minh), or by hand
+with the `as_of_date` param. Sources whose last batch failed count with their last good data.
+
+**When it fails** the views keep the previous row set. Look at the task log: a SQL error names
+the indicator file in `include/sql/indicators/`; re-run the same date once fixed (idempotent).
+"""
+
+
+def build_refresh_dag(sources: list[Source]) -> DAG:
+    assets = [asset_for(s) for s in sources]
+    condition = assets[0]
+    for a in assets[1:]:
+        condition = condition | a
+    with DAG(
+        dag_id="refresh_ioc_views",
+        description="Recompute the ioc.* indicator views for an as-of date",
+        schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(REFRESH_CRON, timezone=LOCAL_TZ), assets=condition),
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        default_args={**_default_args(), "retries": 1, "retry_delay": dt.timedelta(minutes=1)},
+        params={"as_of_date": AS_OF_PARAM},
+        tags=["ioc", "views"],
+        doc_md=REFRESH_DOC,
+    ) as dag:
+
+        @task
+        def refresh_views(**context) -> dict:
+            """Recompute every indicator for the as-of date in one transaction."""
+            from . import asof, config, refresh, warehouse
+
+            as_of = asof.from_context(context)
+            conn = warehouse.connect()
+            try:
+                warehouse.migrate(conn)
+                return refresh.refresh(conn, as_of, config.province_code())
+            finally:
+                conn.close()
+
+        refresh_views()
+    return dag
+
+
+def build_all() -> dict[str, DAG]:
+    sources = list(catalog.load().values())
+    dags = {s.dag_id: build_ingest_dag(s) for s in sources}
+    dags["refresh_ioc_views"] = build_refresh_dag(sources)
+    return dags

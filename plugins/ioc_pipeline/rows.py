@@ -1,0 +1,91 @@
+"""Turning hostile source values into staging rows.
+
+Every contract field is staged as text (typing happens in SQL after validation, so a bad
+value becomes a quarantined row, never a crashed load). Personal fields are transformed
+here, in memory, before anything reaches the database: a CCCD becomes its keyed hash, its
+mask and the parts the suites check; a name becomes a presence marker.
+"""
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import Any, Callable
+
+from . import cccd, pii
+from .catalog import Source
+
+REDACTED = "[redacted]"
+CCCD_SUFFIXES = ("hash", "mask", "well_formed", "prefix_known", "birth_year", "sex")
+# Context columns every staging table carries besides the fields.
+CONTEXT_COLUMNS = ("_row_id", "_as_of_date", "_province_code")
+
+
+def clean_text(value: Any) -> str | None:
+    """Source value -> NFC text or None. Empty strings are nulls (sources.md)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (int, float)):
+        text = repr(value) if isinstance(value, float) else str(value)
+    elif isinstance(value, str):
+        text = value
+    else:  # objects and lists are not contract values: stage their JSON so validation rejects them
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    # PostgreSQL text cannot hold NUL; keep the row (inert) and let validation judge it.
+    text = unicodedata.normalize("NFC", text.replace("\x00", "\ufffd"))
+    return text if text.strip() != "" else None
+
+
+def staging_columns(source: Source) -> list[str]:
+    cols = list(CONTEXT_COLUMNS)
+    for f in source.fields:
+        if f.pii == "cccd":
+            cols += [f"{f.name}_{s}" for s in CCCD_SUFFIXES]
+        else:
+            cols.append(f.name)
+    return cols
+
+
+def staging_column_types(source: Source) -> dict[str, str]:
+    types = {"_row_id": "bigint", "_as_of_date": "date", "_province_code": "text"}
+    for f in source.fields:
+        if f.pii == "cccd":
+            types.update({
+                f"{f.name}_hash": "text", f"{f.name}_mask": "text", f"{f.name}_well_formed": "boolean",
+                f"{f.name}_prefix_known": "boolean", f"{f.name}_birth_year": "integer", f"{f.name}_sex": "text",
+            })
+        else:
+            types[f.name] = "text"
+    return types
+
+
+def row_builder(source: Source, key: bytes, as_of_date: str, province_code: str) -> Callable[[int, dict], list]:
+    """A function (row_id, item) -> staging row values, in staging_columns() order."""
+    steps: list[Callable[[dict], list]] = []
+    for f in source.fields:
+        name = f.name
+        if f.pii == "cccd":
+            def step(item, name=name):
+                text = clean_text(item.get(name))
+                if text is None:
+                    return [None] * len(CCCD_SUFFIXES)
+                text = text.strip()
+                parts = cccd.parse(text)
+                return [pii.keyed_hash(key, text), pii.mask(text), parts.well_formed,
+                        parts.prefix_known, parts.birth_year, parts.sex]
+        elif f.pii == "name":
+            def step(item, name=name):
+                return [REDACTED if clean_text(item.get(name)) is not None else None]
+        else:
+            def step(item, name=name):
+                return [clean_text(item.get(name))]
+        steps.append(step)
+
+    def build(row_id: int, item: dict) -> list:
+        row: list = [row_id, as_of_date, province_code]
+        for step in steps:
+            row.extend(step(item))
+        return row
+
+    return build

@@ -1,0 +1,98 @@
+"""The warehouse: connections, SQL files and idempotent migrations.
+
+Migrations are the numbered files of include/sql/migrations, applied once each, in order,
+under an advisory lock (parallel DAG runs may start together), and recorded in
+audit.schema_migration. The administrative-unit reference data is loaded in the same pass
+and recorded under its package version, so it is read at migration time, never at run time.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import psycopg2
+import psycopg2.extensions
+
+from . import config
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = config.SQL_DIR / "migrations"
+_MIGRATION_LOCK = 0x10C_06  # pg_advisory_xact_lock key: one migrator at a time
+_MIGRATION_FILE = re.compile(r"(\d{3})_[a-z0-9_]+\.sql")
+
+
+def connect(dsn: str | None = None, *, application_name: str = "ioc_pipeline"):
+    """A psycopg2 connection to the warehouse (`ioc_warehouse` unless a DSN is given)."""
+    dsn = dsn or config.postgres_params(config.WAREHOUSE_CONN_ID).dsn()
+    conn = psycopg2.connect(dsn, application_name=application_name)
+    with conn.cursor() as cur:
+        # Explicit zones in SQL decide local dates; a fixed session zone keeps output stable.
+        cur.execute("SET TIME ZONE 'UTC'")
+    conn.commit()
+    return conn
+
+
+@contextmanager
+def transaction(conn) -> Iterator[psycopg2.extensions.cursor]:
+    """Cursor in a transaction that commits on success and rolls back on any error."""
+    try:
+        with conn.cursor() as cur:
+            yield cur
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+
+
+def read_sql(relative: str) -> str:
+    """Text of include/sql/<relative>."""
+    return (config.SQL_DIR / relative).read_text(encoding="utf-8")
+
+
+def migration_files() -> list[Path]:
+    files = sorted(p for p in MIGRATIONS_DIR.glob("*.sql"))
+    for p in files:
+        if not _MIGRATION_FILE.fullmatch(p.name):
+            raise RuntimeError(f"migration file name {p.name!r} is not NNN_lower_snake.sql")
+    return files
+
+
+def migrate(conn) -> list[str]:
+    """Apply pending migrations and reference data; return what was applied."""
+    from . import admin_units  # the reference loader pulls in its package data only here
+
+    applied: list[str] = []
+    with transaction(conn) as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        cur.execute(
+            """CREATE SCHEMA IF NOT EXISTS audit;
+               CREATE TABLE IF NOT EXISTS audit.schema_migration (
+                   version    text PRIMARY KEY,
+                   checksum   text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT clock_timestamp())"""
+        )
+        cur.execute("SELECT version, checksum FROM audit.schema_migration")
+        done = dict(cur.fetchall())
+        for path in migration_files():
+            text = path.read_text(encoding="utf-8")
+            checksum = hashlib.sha256(text.encode()).hexdigest()
+            if path.name in done:
+                if done[path.name] != checksum:
+                    log.warning("migration %s changed after it was applied; add a new migration instead", path.name)
+                continue
+            log.info("applying migration %s", path.name)
+            cur.execute(text)
+            cur.execute("INSERT INTO audit.schema_migration (version, checksum) VALUES (%s, %s)", (path.name, checksum))
+            applied.append(path.name)
+        ref = "reference:" + admin_units.REFERENCE_VERSION
+        if ref not in done:
+            counts = admin_units.load_into_warehouse(conn)
+            log.info("loaded administrative units from %s: %s", admin_units.REFERENCE_VERSION, counts)
+            cur.execute("INSERT INTO audit.schema_migration (version, checksum) VALUES (%s, %s)", (ref, ref))
+            applied.append(ref)
+    return applied

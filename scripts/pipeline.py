@@ -1,0 +1,251 @@
+"""Local launcher behind `make demo`, `make run` and `make ui`.
+
+It supplies the embedded defaults of operations.md and nothing else:
+- without AIRFLOW_CONN_IOC_WAREHOUSE: an embedded PostgreSQL in .data/pg, database `ioc`;
+- without the sector_* connections: the bundled simulator (its data in database `sector_sim`
+  of the same embedded server, its REST API on 127.0.0.1:$IOC_SIM_PORT);
+- without AIRFLOW_VAR_IOC_PII_KEY: a random key kept in .data/secrets (demo only);
+- Airflow's own metadata in SQLite under .data/airflow.
+Then it runs the real DAGs with `airflow dags test <dag_id> <date>`, one after the other.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / ".data"
+sys.path.insert(0, str(REPO / "plugins"))
+sys.path.insert(0, str(REPO))
+
+DEMO_DATE = "2026-11-20"
+SIM_TOKEN_FILE = DATA / "secrets" / "simulator_token"
+PII_KEY_FILE = DATA / "secrets" / "ioc_pii_key"
+REST_SOURCES = {"sector_civil_status": None}  # filled with the simulator's URL below
+
+
+def log(msg: str) -> None:
+    print(f"[pipeline] {msg}", flush=True)
+
+
+def _secret(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def airflow_env() -> None:
+    home = DATA / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("AIRFLOW_HOME", str(home))
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+    os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    os.environ.setdefault("AIRFLOW__CORE__DEFAULT_TIMEZONE", "Asia/Ho_Chi_Minh")
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    # `airflow standalone` and `dags test` spawn `airflow` subprocesses: our bin must be on PATH.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "plugins"), str(REPO), os.environ.get("PYTHONPATH")]))
+    if "AIRFLOW_VAR_IOC_PII_KEY" not in os.environ:
+        os.environ["AIRFLOW_VAR_IOC_PII_KEY"] = _secret(PII_KEY_FILE)
+
+
+def _conn_json(**kw) -> str:
+    return json.dumps({k: v for k, v in kw.items() if v is not None})
+
+
+def ensure_warehouse() -> str | None:
+    """Embedded warehouse unless AIRFLOW_CONN_IOC_WAREHOUSE is set; returns the socket dir if embedded."""
+    if os.environ.get("AIRFLOW_CONN_IOC_WAREHOUSE"):
+        log("warehouse: AIRFLOW_CONN_IOC_WAREHOUSE")
+        return None
+    from ioc_pipeline import embedded_pg
+
+    socket_dir = embedded_pg.ensure_server(DATA / "pg")
+    _create_db(socket_dir, "ioc")
+    os.environ["AIRFLOW_CONN_IOC_WAREHOUSE"] = _conn_json(conn_type="postgres", host=socket_dir, login="postgres", schema="ioc")
+    log(f"warehouse: embedded PostgreSQL (socket {socket_dir}), database ioc")
+    return socket_dir
+
+
+def _create_db(socket_dir: str, name: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(host=socket_dir, user="postgres", dbname="postgres")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        conn.close()
+
+
+def _port_answers(port: int) -> bool:
+    import requests
+
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/_sim/health", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
+    """Start the simulator for every sector_* connection that is not configured."""
+    missing = [c for c in REST_SOURCES if f"AIRFLOW_CONN_{c.upper()}" not in os.environ]
+    if not missing:
+        log("sector sources: configured connections")
+        return
+    from ioc_pipeline import embedded_pg
+
+    sim_socket = socket_dir or embedded_pg.ensure_server(DATA / "pg")
+    _create_db(sim_socket, "sector_sim")
+    dsn = embedded_pg.dsn(sim_socket, "sector_sim")
+    records = os.environ.get("IOC_SIM_RECORDS", "20000")
+    log(f"simulator: generating sector data up to {as_of} ({records} civil-status records)")
+    subprocess.run([sys.executable, "-m", "simulator", "generate", "--dsn", dsn, "--until", as_of,
+                    "--records", records], check=True, cwd=REPO)
+    port = int(os.environ.get("IOC_SIM_PORT", "8765"))
+    token = _secret(SIM_TOKEN_FILE)
+    if not _port_answers(port):
+        logf = open(DATA / "simulator.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "simulator", "serve", "--dsn", dsn, "--port", str(port),
+                                 "--token", token] + (["--faults", os.environ["IOC_SIM_FAULTS"]] if os.environ.get("IOC_SIM_FAULTS") else []),
+                                cwd=REPO, stdout=logf, stderr=logf, start_new_session=True)
+        (DATA / "simulator.pid").write_text(str(proc.pid))
+        for _ in range(100):
+            if _port_answers(port):
+                break
+            if proc.poll() is not None:
+                raise SystemExit(f"the simulator exited with {proc.returncode}; see .data/simulator.log")
+            time.sleep(0.2)
+        else:
+            raise SystemExit("the simulator did not answer within 20 s; see .data/simulator.log")
+    for conn_id in missing:
+        os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = _conn_json(
+            conn_type="http", host="127.0.0.1", port=port, schema="http", password=token)
+    log(f"sector sources: simulator on http://127.0.0.1:{port} for {', '.join(missing)}")
+
+
+def airflow_db() -> None:
+    subprocess.run(["airflow", "db", "migrate"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def dag_ids() -> list[str]:
+    from ioc_pipeline import catalog
+
+    return [s.dag_id for s in catalog.load().values()]
+
+
+def run_dag(dag_id: str, as_of: str, logdir: Path) -> tuple[bool, str]:
+    logfile = logdir / f"{dag_id}.log"
+    with open(logfile, "wb") as out:
+        proc = subprocess.run(["airflow", "dags", "test", dag_id, as_of, "-c", json.dumps({"as_of_date": as_of})],
+                              stdout=out, stderr=subprocess.STDOUT)
+    if proc.returncode == 0:
+        return True, ""
+    reason = f"see {logfile.relative_to(REPO)}"
+    for line in logfile.read_text(errors="replace").splitlines():
+        if " failed in task " in line and dag_id in line:
+            reason = line.split(" failed in task ", 1)[1].split(" [", 1)[0].strip()
+    return False, reason
+
+
+def run(as_of: str) -> int:
+    dt.date.fromisoformat(as_of)
+    logdir = DATA / "logs" / f"run-{as_of}"
+    logdir.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for dag_id in dag_ids() + ["refresh_ioc_views"]:
+        t0 = time.monotonic()
+        ok, reason = run_dag(dag_id, as_of, logdir)
+        failed += not ok
+        print(f"{dag_id} success" if ok else f"{dag_id} failed {reason}", flush=True)
+        log(f"  ({time.monotonic() - t0:.1f}s, log: {(logdir / (dag_id + '.log')).relative_to(REPO)})")
+    return 1 if failed else 0
+
+
+def print_indicators() -> None:
+    from ioc_pipeline import warehouse
+
+    conn = warehouse.connect()
+    with conn, conn.cursor() as cur:
+        cur.execute("""SELECT v.indicator_code, v.admin_name, v.as_of_date, v.numerator, v.denominator, v.value,
+                              v.target_value, v.status,
+                              (SELECT count(*) FROM ioc.indicator_values c WHERE c.indicator_code = v.indicator_code
+                                 AND c.admin_level = 'commune' AND c.status = 'met') AS communes_met,
+                              (SELECT count(*) FROM ioc.indicator_values c WHERE c.indicator_code = v.indicator_code
+                                 AND c.admin_level = 'commune') AS communes
+                         FROM ioc.indicator_values v WHERE v.admin_level = 'province' ORDER BY v.indicator_code""")
+        rows = cur.fetchall()
+    conn.close()
+    if not rows:
+        print("ioc.indicator_values is empty")
+        return
+    print(f"\nIOC indicators for {rows[0][1]} as of {rows[0][2]} (ioc.indicator_values, province rows)")
+    header = ("indicator_code", "numerator", "denominator", "value", "target", "status", "communes met")
+    table = [header] + [(r[0], f"{r[3]:,}", "" if r[4] is None else f"{r[4]:,}", "" if r[5] is None else str(r[5]),
+                         "" if r[6] is None else str(r[6]), r[7], f"{r[8]}/{r[9]}" if r[9] else "") for r in rows]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    for i, row in enumerate(table):
+        print("  ".join(str(c).ljust(w) if j in (0, 5) else str(c).rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("demo", help="whole nightly pipeline for the demo date, then the indicator table")
+    r = sub.add_parser("run", help="every ingest DAG then refresh_ioc_views for DATE")
+    r.add_argument("date")
+    sub.add_parser("ui", help="airflow standalone on the same configuration")
+    sub.add_parser("stop", help="stop the simulator and the embedded PostgreSQL")
+    args = ap.parse_args()
+
+    if args.cmd == "stop":
+        return stop()
+    as_of = DEMO_DATE if args.cmd in ("demo", "ui") else args.date
+    airflow_env()
+    socket_dir = ensure_warehouse()
+    ensure_simulator(as_of, socket_dir)
+    airflow_db()
+    if args.cmd == "ui":
+        log("starting airflow standalone on http://localhost:8080 (admin password in .data/airflow/simple_auth_manager_passwords.json.generated)")
+        os.execvp("airflow", ["airflow", "standalone"])
+    t0 = time.monotonic()
+    code = run(as_of)
+    if args.cmd == "demo":
+        print_indicators()
+        log(f"demo finished in {time.monotonic() - t0:.0f}s")
+    return code
+
+
+def stop() -> int:
+    from ioc_pipeline import embedded_pg
+
+    pid_file = DATA / "simulator.pid"
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text()), 15)
+        except (ProcessLookupError, ValueError):
+            pass
+        pid_file.unlink()
+    embedded_pg.stop_server(DATA / "pg")
+    log("simulator and embedded PostgreSQL stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
