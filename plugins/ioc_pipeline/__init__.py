@@ -5,3 +5,8 @@ pseudonymise personal IDs before they reach the database, validate in PostgreSQL
 source's Great Expectations suite, quarantine failing rows, and publish into the core
 tables together with the audit ledger and the watermark in one transaction.
 """
+
+import logging as _logging
+
+# GX logs hundreds of INFO lines at import; whoever imports it first, keep them out of task logs.
+_logging.getLogger("great_expectations").setLevel(_logging.WARNING)
