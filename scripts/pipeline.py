@@ -120,9 +120,11 @@ def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
     token = _secret(SIM_TOKEN_FILE)
     if not _port_answers(port):
         logf = open(DATA / "simulator.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "simulator", "serve", "--dsn", dsn, "--port", str(port),
-                                 "--token", token] + (["--faults", os.environ["IOC_SIM_FAULTS"]] if os.environ.get("IOC_SIM_FAULTS") else []),
-                                cwd=REPO, stdout=logf, stderr=logf, start_new_session=True)
+        faults = ["--faults", os.environ["IOC_SIM_FAULTS"]] if os.environ.get("IOC_SIM_FAULTS") else []
+        # the token goes through the environment, not the command line (process listings)
+        proc = subprocess.Popen([sys.executable, "-m", "simulator", "serve", "--dsn", dsn, "--port", str(port)] + faults,
+                                cwd=REPO, stdout=logf, stderr=logf, start_new_session=True,
+                                env={**os.environ, "SIM_TOKEN": token})
         (DATA / "simulator.pid").write_text(str(proc.pid))
         for _ in range(100):
             if _port_answers(port):

@@ -9,5 +9,5 @@ def fetcher_for(source: Source, plan: BatchPlan):
     if source.kind == "rest" and source.watermark:
         from .rest_source import window_fetcher
 
-        return window_fetcher(source, plan, source=source.code)
+        return window_fetcher(source, plan)
     raise BatchFailed(f"{source.code}: no extractor for kind {source.kind!r} yet")

@@ -10,7 +10,7 @@ from . import rest
 
 def window_fetcher(source: Source, plan: BatchPlan, **endpoint_kw) -> Callable[[], tuple[Iterator[dict], Callable[[], int | None]]]:
     """A fetch() for batch.extract: each call extracts the whole window again from page 1."""
-    endpoint = rest.endpoint_from_airflow_connection(source.connection, source.path, **endpoint_kw)
+    endpoint = rest.endpoint_from_airflow_connection(source.connection, source.path, source=source.code, **endpoint_kw)
     params = {"updated_until": plan.window_end}
     if plan.window_start:
         params["updated_since"] = plan.window_start
