@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / ".data"
+DATA = Path(os.environ.get("IOC_DATA_DIR", REPO / ".data")).resolve()
 sys.path.insert(0, str(REPO / "plugins"))
 sys.path.insert(0, str(REPO))
 
@@ -157,7 +157,7 @@ def run_dag(dag_id: str, as_of: str, logdir: Path) -> tuple[bool, str]:
                               stdout=out, stderr=subprocess.STDOUT)
     if proc.returncode == 0:
         return True, ""
-    reason = f"see {logfile.relative_to(REPO)}"
+    reason = f"see {logfile}"
     for line in logfile.read_text(errors="replace").splitlines():
         if " failed in task " in line and dag_id in line:
             reason = line.split(" failed in task ", 1)[1].split(" [", 1)[0].strip()
@@ -174,7 +174,7 @@ def run(as_of: str) -> int:
         ok, reason = run_dag(dag_id, as_of, logdir)
         failed += not ok
         print(f"{dag_id} success" if ok else f"{dag_id} failed {reason}", flush=True)
-        log(f"  ({time.monotonic() - t0:.1f}s, log: {(logdir / (dag_id + '.log')).relative_to(REPO)})")
+        log(f"  ({time.monotonic() - t0:.1f}s, log: {logdir / (dag_id + '.log')})")
     return 1 if failed else 0
 
 

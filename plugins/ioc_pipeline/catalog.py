@@ -16,6 +16,9 @@ from . import config
 CATALOG_PATH = config.INCLUDE_DIR / "sources.yaml"
 _IDENT = re.compile(r"[a-z][a-z0-9_]{0,40}")
 PII_KINDS = ("cccd", "name")
+# Declared JSON types: a REST source must send these as JSON booleans / integers; any other
+# JSON value is staged in its JSON form so validation rejects it (a "true" string is a fault).
+FIELD_TYPES = ("text", "boolean", "integer")
 KINDS = ("rest", "sql", "file")
 
 
@@ -27,6 +30,7 @@ class CatalogError(Exception):
 class Field:
     name: str
     pii: str | None = None
+    type: str = "text"
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,8 @@ def _parse(code: str, raw: dict) -> Source:
         raise CatalogError(f"source code {code!r} is not lower_snake_case")
     try:
         fields = tuple(
-            Field(f) if isinstance(f, str) else Field(f["name"], f.get("pii")) for f in raw["fields"]
+            Field(f) if isinstance(f, str) else Field(f["name"], f.get("pii"), f.get("type", "text"))
+            for f in raw["fields"]
         )
         known = {"title", "owner", "sector", "kind", "connection", "key", "record_date", "fields",
                  "core_table", "cadence_days", "quarantine_threshold", "watermark", "path"}
@@ -91,6 +96,8 @@ def _parse(code: str, raw: dict) -> Source:
     for f in src.fields:
         if not _IDENT.fullmatch(f.name):
             raise CatalogError(f"source {code!r}: field {f.name!r} is not lower_snake_case")
+        if f.type not in FIELD_TYPES:
+            raise CatalogError(f"source {code!r}: field {f.name!r} has unknown type {f.type!r}")
         if f.pii not in (None, *PII_KINDS):
             raise CatalogError(f"source {code!r}: field {f.name!r} has unknown pii kind {f.pii!r}")
     for col in (*src.key, src.record_date, *( [src.watermark] if src.watermark else [])):

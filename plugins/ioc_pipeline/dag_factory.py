@@ -55,6 +55,25 @@ def _on_failure(context) -> None:
                        "reason": line.split(": ", 1)[-1]})
 
 
+def _fail_now_if_permanent(exc: Exception) -> None:
+    """Retrying cannot fix a refused token, a bad setting or a batch the contract fails
+    (missing column, keys still missing after 3 extractions): fail the task at once instead
+    of waiting through Airflow's retry delays. Network trouble stays retryable."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from .asof import AsOfError
+    from .batch import BatchFailed
+    from .config import ConfigError
+    from .extract.rest import SourceError
+
+    permanent = isinstance(exc, (BatchFailed, ConfigError, AsOfError)) or (
+        isinstance(exc, SourceError)
+        and (exc.attempts == 0 or (exc.status is not None and 300 <= exc.status < 500 and exc.status not in (408, 429)))
+    )
+    if permanent:
+        raise AirflowFailException(str(exc)) from exc
+
+
 def _default_args() -> dict:
     return {
         "owner": OWNER,
@@ -134,7 +153,11 @@ def build_ingest_dag(source: Source) -> DAG:
                 return {"rows_read": 0}
             conn = warehouse.connect()
             try:
-                stats = batch.extract(conn, source, p, fetchers.fetcher_for(source, p), key=config.pii_key())
+                try:
+                    stats = batch.extract(conn, source, p, fetchers.fetcher_for(source, p), key=config.pii_key())
+                except Exception as exc:
+                    _fail_now_if_permanent(exc)
+                    raise
                 batch.record_extract(conn, p, stats)
                 if stats.extra_columns:
                     log.warning("schema drift: %s sent unknown column(s) %s; loaded without them",

@@ -37,6 +37,18 @@ def clean_text(value: Any) -> str | None:
     return text if text.strip() != "" else None
 
 
+def typed_json_text(value: Any, declared: str) -> str | None:
+    """A JSON value of a field declared boolean/integer: its canonical text when the JSON type is
+    right, else its JSON form ('"true"', '1.5'), which the suite's value checks reject."""
+    if value is None:
+        return None
+    if declared == "boolean" and isinstance(value, bool):
+        return "true" if value else "false"
+    if declared == "integer" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return clean_text(json.dumps(value, ensure_ascii=False) if isinstance(value, str) else value)
+
+
 def staging_columns(source: Source) -> list[str]:
     cols = list(CONTEXT_COLUMNS)
     for f in source.fields:
@@ -77,6 +89,9 @@ def row_builder(source: Source, key: bytes, as_of_date: str, province_code: str)
         elif f.pii == "name":
             def step(item, name=name):
                 return [REDACTED if clean_text(item.get(name)) is not None else None]
+        elif f.type != "text" and source.kind == "rest":
+            def step(item, name=name, declared=f.type):
+                return [typed_json_text(item.get(name), declared)]
         else:
             def step(item, name=name):
                 return [clean_text(item.get(name))]

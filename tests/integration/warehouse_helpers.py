@@ -55,8 +55,13 @@ def run_batch(conn, dsn: str, code: str, as_of: dt.date, items_per_extraction, *
         batch.cleanup(conn, plan)
 
 
+# Public reference data: place names such as "Phường Bùi Hữu Nghĩa" are also people's names.
+PUBLIC_REFERENCE_TABLES = {("core", "admin_unit")}
+
+
 def all_text_values(conn) -> list[str]:
-    """Every text/json value of every table in every schema of the warehouse (PII scans)."""
+    """Every text/json value of every table in every schema of the warehouse (PII scans),
+    except the public administrative-unit reference."""
     with conn.cursor() as cur:
         cur.execute("""SELECT table_schema, table_name, column_name FROM information_schema.columns
                         WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
@@ -66,7 +71,34 @@ def all_text_values(conn) -> list[str]:
         cols = cur.fetchall()
         values = []
         for schema, table, column in cols:
+            if (schema, table) in PUBLIC_REFERENCE_TABLES:
+                continue
             cur.execute(f'SELECT "{column}"::text FROM "{schema}"."{table}" WHERE "{column}" IS NOT NULL')
             values.extend(r[0] for r in cur.fetchall())
     conn.commit()
     return values
+
+
+def find_leaks(texts, ids, names) -> list[str]:
+    """Clear personal values found in `texts`, in time linear in the text size.
+
+    IDs: every run of 9+ digits in the texts is cut into all windows of each ID length, and
+    the windows are intersected with the clear IDs. Names: every sequence of 2-6 consecutive
+    words is intersected with the clear names (NFC, case-sensitive, as stored).
+    """
+    import re
+    import unicodedata
+
+    ids = {i for i in ids if i}
+    names = {unicodedata.normalize("NFC", n) for n in names if n and " " in n.strip()}
+    lengths = {len(i) for i in ids}
+    windows: set[str] = set()
+    grams: set[str] = set()
+    for text in texts:
+        for run in re.findall(r"\d{9,}", text):
+            for n in lengths:
+                windows.update(run[k:k + n] for k in range(len(run) - n + 1))
+        words = unicodedata.normalize("NFC", text).split()
+        for n in range(2, 7):
+            grams.update(" ".join(words[k:k + n]) for k in range(len(words) - n + 1))
+    return sorted((ids & windows) | (names & grams))

@@ -90,3 +90,13 @@ def test_row_builder_empty_personal_fields_are_null():
     row = dict(zip(rows.staging_columns(source), build(1, {"subject_cccd": "", "subject_full_name": None})))
     assert row["subject_cccd_hash"] is None and row["subject_cccd_well_formed"] is None
     assert row["subject_full_name"] is None
+
+
+def test_json_booleans_must_be_json_booleans():
+    assert rows.typed_json_text(True, "boolean") == "true"
+    assert rows.typed_json_text("true", "boolean") == '"true"'
+    assert rows.typed_json_text(1, "boolean") == "1"
+    assert rows.typed_json_text(5, "integer") == "5"
+    assert rows.typed_json_text(True, "integer") == "true"
+    assert rows.typed_json_text("5", "integer") == '"5"'
+    assert rows.typed_json_text(None, "boolean") is None

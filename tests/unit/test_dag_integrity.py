@@ -46,3 +46,28 @@ def test_ingest_publishes_the_asset_refresh_consumes(dagbag):
     uris = {a.uri for a in getattr(condition, "objects", [condition])}
     assert uris == {s.asset_uri for s in catalog.load().values()}
     assert refresh.timetable.timetable is not None
+
+
+@pytest.mark.parametrize("exc, permanent", [
+    ("SourceError('token refused', status=401, attempts=1)", True),
+    ("SourceError('not found', status=404, attempts=1)", True),
+    ("SourceError('gave up', status=503, attempts=6)", False),
+    ("SourceError('gave up', status=429, attempts=6)", False),
+    ("SourceError('connection refused', status=None, attempts=6)", False),
+    ("SourceError('AIRFLOW_CONN missing', attempts=0)", True),
+    ("BatchFailed('column missing')", True),
+    ("ConnectionError('db restarting')", False),
+])
+def test_only_transient_extract_errors_are_retried(exc, permanent):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ioc_pipeline.batch import BatchFailed  # noqa: F401 - used by eval
+    from ioc_pipeline.dag_factory import _fail_now_if_permanent
+    from ioc_pipeline.extract.rest import SourceError  # noqa: F401 - used by eval
+
+    error = eval(exc)
+    if permanent:
+        with pytest.raises(AirflowFailException):
+            _fail_now_if_permanent(error)
+    else:
+        assert _fail_now_if_permanent(error) is None
