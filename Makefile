@@ -50,3 +50,8 @@ lock:
 
 clean: stop
 	rm -rf .data $(VENV)
+
+# Ingest path vs raw COPY (bench/README.md), e.g. make bench BENCH_ARGS="--rows 100000 --rows 1000000"
+.PHONY: bench  # the bench/ folder would otherwise make the target look up to date
+bench: $(STAMP)
+	$(PY) bench/bench_ingest.py $(BENCH_ARGS)

@@ -49,10 +49,15 @@ def pg_server() -> dict:
     return params
 
 
-def _maintenance(pg_server: dict):
+def _maintenance_sql(pg_server: dict, statement: str) -> None:
+    """Run one statement outside a transaction (CREATE/DROP DATABASE) on the maintenance db."""
     conn = psycopg2.connect(dbname="postgres", **pg_server)
     conn.autocommit = True
-    return conn
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
 
 
 @pytest.fixture
@@ -62,23 +67,13 @@ def make_database(pg_server):
 
     def _make(prefix: str = "ioc_test") -> str:
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-        conn = _maintenance(pg_server)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            conn.close()
+        _maintenance_sql(pg_server, f'CREATE DATABASE "{name}"')
         created.append(name)
         return " ".join(f"{k}={v}" for k, v in {**pg_server, "dbname": name}.items())
 
     yield _make
     for name in created:
-        conn = _maintenance(pg_server)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            conn.close()
+        _maintenance_sql(pg_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
