@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 DEMO_DATE = "2026-11-20"
 SIM_TOKEN_FILE = DATA / "secrets" / "simulator_token"
 PII_KEY_FILE = DATA / "secrets" / "ioc_pii_key"
-REST_SOURCES = {"sector_civil_status": None}  # filled with the simulator's URL below
+REST_SOURCES = {"sector_civil_status": None, "sector_public_services": None, "sector_population": None}  # filled with the simulator's URL below
 
 
 def log(msg: str) -> None:

@@ -27,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--records", type=int, default=20000, help="records from 2005-01-01 to --until")
     g.add_argument("--seed", type=int, default=6)
     g.add_argument("--province", default="48", help="2025 province code (default 48, Da Nang)")
+    g.add_argument("--population-days", type=int, default=60,
+                   help="days of population snapshots up to --until (default 60)")
+    g.add_argument("--dossiers", type=int, default=5000,
+                   help="public-service dossiers from 2024-01-01 to --until (default 5000)")
 
     s = sub.add_parser("serve", help="serve the REST resources")
     s.add_argument("--dsn", required=True)
@@ -46,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         from simulator import civil_status
         civil_status.generate(args.dsn, province_code=args.province, until=args.until,
                               records=args.records, seed=args.seed)
+        from simulator import population
+        population.generate(args.dsn, province_code=args.province, until=args.until,
+                            days=args.population_days, seed=args.seed)
+        from simulator import public_services
+        public_services.generate(args.dsn, province_code=args.province, until=args.until,
+                                 dossiers=args.dossiers, seed=args.seed)
     else:
         from simulator import server
         server.serve(args.dsn, host=args.host, port=args.port, token=args.token, faults=args.faults)

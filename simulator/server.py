@@ -17,7 +17,7 @@ import logging
 import math
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -25,7 +25,7 @@ import psycopg2
 import psycopg2.extras
 import psycopg2.pool
 
-from simulator import civil_status
+from simulator import civil_status, population, public_services
 from simulator.faults import FaultDecider, Faults
 from simulator.resource import IncrementalResource
 
@@ -35,7 +35,10 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 POOL_SIZE = 8
 WINDOW_PARAMS = ("updated_since", "updated_until", "page", "page_size")
-RESOURCES: tuple[IncrementalResource, ...] = (civil_status.RESOURCE,)
+RESOURCES: tuple[IncrementalResource, ...] = (civil_status.RESOURCE, public_services.RESOURCE)
+# Dated snapshot resources: `?as_of=<date>&page=&page_size=` (population).
+SNAPSHOT_RESOURCES = (population.RESOURCE,)
+SNAPSHOT_PARAMS = ("as_of", "page", "page_size")
 
 HTML_502 = (b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
             b"<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n")
@@ -88,10 +91,11 @@ class SimServer(ThreadingHTTPServer):
         self.token = token
         self.decider = FaultDecider(faults)
         self.resources = {r.path: r for r in RESOURCES}
+        self.snapshots = {r.path: r for r in SNAPSHOT_RESOURCES}
         self.pool = psycopg2.pool.ThreadedConnectionPool(1, POOL_SIZE, dsn)
         self._slots = threading.BoundedSemaphore(POOL_SIZE)
         with self.connection() as conn, conn.cursor() as cur:
-            for r in RESOURCES:
+            for r in RESOURCES + SNAPSHOT_RESOURCES:
                 if r.ddl:
                     cur.execute(r.ddl)
         super().__init__(address, Handler)
@@ -149,7 +153,8 @@ class Handler(BaseHTTPRequestHandler):
         self._logged = True
         parts = urlsplit(self.path)
         try:  # only the protocol's parameters: nothing else a client sends is echoed to logs
-            known = {k: v for k, v in _single_params(parts.query).items() if k in WINDOW_PARAMS}
+            known = {k: v for k, v in _single_params(parts.query).items()
+                     if k in WINDOW_PARAMS + SNAPSHOT_PARAMS}
         except BadRequest:
             known = {}
         shown = parts.path + ("?" + urlencode(known) if known else "")
@@ -195,7 +200,10 @@ class Handler(BaseHTTPRequestHandler):
             elif method == "GET" and path in self.server.resources:
                 if self._authorized():
                     self._incremental(self.server.resources[path])
-            elif path in self.server.resources or path.startswith("/_sim/"):
+            elif method == "GET" and path in self.server.snapshots:
+                if self._authorized():
+                    self._snapshot(self.server.snapshots[path])
+            elif path in self.server.resources or path in self.server.snapshots or path.startswith("/_sim/"):
                 self._error(405, "method_not_allowed", f"{method} not allowed here")
             else:
                 self._error(404, "not_found", "no such resource")
@@ -255,6 +263,38 @@ class Handler(BaseHTTPRequestHandler):
         body, moved = self._page(res, since, until, page, size, race_u < faults.race, race_u / max(faults.race, 1e-12))
         if moved:
             log.info("race: a record of page %d was updated during the extraction", page)
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        if fault == "truncate":
+            data = data[: max(1, len(data) // 2)]
+        self._send(200, data, "application/json; charset=utf-8")
+
+    def _snapshot(self, res) -> None:
+        """One page of the snapshot of `as_of` (required); transport faults as for windows."""
+        params = _single_params(urlsplit(self.path).query)
+        raw = params.get("as_of") or ""
+        try:
+            as_of = date.fromisoformat(raw) if len(raw) == 10 else None
+        except ValueError:
+            as_of = None
+        if as_of is None:
+            raise BadRequest("as_of: required, a date YYYY-MM-DD")
+        page = _positive_int("page", params.get("page"), 1)
+        size = _positive_int("page_size", params.get("page_size"), DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        fault, _, faults = self.server.decider.draw()
+        if fault == "unavailable":
+            return self._error(503, "unavailable", "service temporarily unavailable")
+        if fault == "throttled":
+            return self._error(429, "too_many_requests", "slow down", {"Retry-After": "1"})
+        if fault == "html":
+            return self._send(502, HTML_502, "text/html; charset=utf-8")
+        if fault == "slow":
+            time.sleep(faults.slow_seconds)
+        with self.server.connection() as conn, conn.cursor() as cur:
+            cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")  # count and page agree
+            try:
+                body = res.page(cur, as_of, page, size)
+            finally:
+                cur.execute("ROLLBACK")
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         if fault == "truncate":
             data = data[: max(1, len(data) // 2)]

@@ -17,6 +17,10 @@ def ensure_server(data_dir: str | os.PathLike) -> str:
     """Start (or reuse) the embedded server in `data_dir`; return its socket directory."""
     import pgserver  # heavy import, only where the embedded server is wanted
 
+    # pgserver logs every initdb/pg_ctl step at INFO, and at interpreter exit (after pytest
+    # closed its streams); its warnings and errors are enough.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: leave the server running for the Airflow processes that follow.

@@ -16,10 +16,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import psycopg2
+import psycopg2.extras
 import pytest
 
 from ioc_pipeline.admin_units import load_reference
 from simulator import civil_status as sim_civil
+from simulator import population as sim_population
 from simulator.faults import Faults
 from simulator.server import make_server
 from tests.integration.warehouse_helpers import all_text_values, find_leaks
@@ -42,6 +44,7 @@ def _conn_json(dsn: str) -> str:
 def stack(make_database, tmp_path):
     warehouse_dsn, sim_dsn = make_database("ioc_e2e_wh"), make_database("ioc_e2e_sim")
     sim_civil.generate(sim_dsn, until=D1, records=RECORDS, seed=11)
+    sim_population.generate(sim_dsn, until=D1, days=3, seed=11)
     server = make_server(sim_dsn, port=0, token="e2e-token",
                          faults=Faults(unavailable=0.15, throttled=0.1, seed=3))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -54,6 +57,9 @@ def stack(make_database, tmp_path):
         "AIRFLOW_CONN_SECTOR_CIVIL_STATUS": json.dumps({"conn_type": "http", "host": "127.0.0.1",
                                                         "port": server.server_address[1], "schema": "http",
                                                         "password": "e2e-token"}),
+        "AIRFLOW_CONN_SECTOR_POPULATION": json.dumps({"conn_type": "http", "host": "127.0.0.1",
+                                                      "port": server.server_address[1], "schema": "http",
+                                                      "password": "e2e-token"}),
         "AIRFLOW_VAR_IOC_PII_KEY": "e2e-pii-key-0123456789abcdef",
         "IOC_PROVINCE_CODE": "48",
     }
@@ -116,11 +122,35 @@ def actual_values(warehouse_dsn: str) -> dict:
 def check_views(stack, as_of: dt.date, data_until: dt.date | None = None) -> None:
     """Views for `as_of`, computed from the source data committed up to `data_until`'s window."""
     expected = expected_values(stack["sim"], as_of, data_until or as_of)
-    actual = actual_values(stack["warehouse"])
+    actual = {k: v for k, v in actual_values(stack["warehouse"]).items() if k[0].startswith("CIVIL_")}
     assert len(actual) == 2 * 95
     for key, (num, den, value, as_of_date) in actual.items():
         e_num, e_den = expected.get(key, (0, 0))
         assert (num, den, value, as_of_date) == (e_num, e_den, pct(e_num, e_den), as_of), key
+
+
+POPULATION_PARTS = {"CCCD_ISSUED_PCT": ("cccd_issued", "residents_14_plus"),
+                    "VNEID_L2_ACTIVE_PCT": ("vneid_level2_active", "residents_14_plus"),
+                    "POPULATION_VERIFIED_PCT": ("records_verified", "residents"),
+                    "BHYT_VNEID_LINKED_PCT": ("bhyt_linked_vneid", "bhyt_holders")}
+
+
+def check_population(stack, as_of: dt.date, run_dates: list[dt.date]) -> None:
+    """Population views from the simulator's ground truth: per commune the latest clean row among
+    the snapshots the runs asked for (as_of = each run date), province = sums of those."""
+    communes = [u.code for u in load_reference().communes("2025", "48")]
+    with psycopg2.connect(stack["sim"]) as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        cur.execute("""SELECT DISTINCT ON (commune_code) * FROM sim.population_snapshots
+                        WHERE sim_fault IS NULL AND snapshot_date = ANY(%s) AND snapshot_date <= %s
+                        ORDER BY commune_code, snapshot_date DESC""", (run_dates, as_of))
+        latest = {r["commune_code"]: r for r in cur.fetchall()}
+    actual = {k: v for k, v in actual_values(stack["warehouse"]).items() if k[0] in POPULATION_PARTS}
+    assert len(actual) == 4 * 95
+    for code, (num_field, den_field) in POPULATION_PARTS.items():
+        expected = {c: (latest[c][num_field], latest[c][den_field]) if c in latest else (0, 0) for c in communes}
+        expected["48"] = (sum(r[num_field] for r in latest.values()), sum(r[den_field] for r in latest.values()))
+        for admin, (num, den) in expected.items():
+            assert actual[(code, admin)] == (num, den, pct(num, den), as_of), (code, admin)
 
 
 def test_make_run_two_days_against_the_simulator(stack):
@@ -128,20 +158,25 @@ def test_make_run_two_days_against_the_simulator(stack):
     assert run1.returncode == 0, run1.stdout + run1.stderr
     assert "ingest_civil_status success" in run1.stdout and "refresh_ioc_views success" in run1.stdout
     check_views(stack, D1)
+    check_population(stack, D1, [D1])
 
     # next day: the source changes, the run reads only the new window
     sim_civil.generate(stack["sim"], until=D2, records=RECORDS, seed=11)
+    sim_population.generate(stack["sim"], until=D2, days=3, seed=11)
     run2 = make_run(stack, D2)
     # a small nightly window may exceed the 5% quarantine threshold: then the batch fails and
     # the views for D2 count the last good data (the D1 window), as operations.md says
     if window_share(stack["sim"], D1, D2) > 0.05:
         assert run2.returncode == 1 and "quarantine share" in run2.stdout, run2.stdout
         check_views(stack, D2, data_until=D1)
+        check_population(stack, D2, [D1, D2])
         pytest.skip("the D2 window exceeded the quarantine threshold; incremental load not exercised")
     assert run2.returncode == 0, run2.stdout + run2.stderr
     check_views(stack, D2)
+    check_population(stack, D2, [D1, D2])
     with psycopg2.connect(stack["warehouse"]) as conn, conn.cursor() as cur:
-        cur.execute("SELECT window_start, window_end, rows_read FROM audit.batch WHERE status = 'committed' ORDER BY batch_id")
+        cur.execute("SELECT window_start, window_end, rows_read FROM audit.batch WHERE status = 'committed'"
+                    " AND source_code = 'civil_status' ORDER BY batch_id")
         (s1, e1, n1), (s2, e2, n2) = cur.fetchall()
     assert s1 is None and s2 == e1 and n2 < n1 / 10
 

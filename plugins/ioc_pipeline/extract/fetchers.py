@@ -10,4 +10,8 @@ def fetcher_for(source: Source, plan: BatchPlan):
         from .rest_source import window_fetcher
 
         return window_fetcher(source, plan)
+    if source.kind == "rest":  # no watermark: a daily snapshot asked by the run's as-of date
+        from .rest_snapshot import snapshot_fetcher
+
+        return snapshot_fetcher(source, plan)
     raise BatchFailed(f"{source.code}: no extractor for kind {source.kind!r} yet")
