@@ -101,6 +101,15 @@ def _port_answers(port: int) -> bool:
         return False
 
 
+def _our_simulator_running() -> bool:
+    pid_file = DATA / "simulator.pid"
+    try:
+        os.kill(int(pid_file.read_text()), 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
     """Start the simulator for every sector_* connection that is not configured."""
     missing = [c for c in REST_SOURCES if f"AIRFLOW_CONN_{c.upper()}" not in os.environ]
@@ -118,6 +127,9 @@ def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
                     "--records", records], check=True, cwd=REPO)
     port = int(os.environ.get("IOC_SIM_PORT", "8765"))
     token = _secret(SIM_TOKEN_FILE)
+    if _port_answers(port) and not _our_simulator_running():
+        raise SystemExit(f"port {port} already serves another simulator (another checkout?): "
+                         f"stop it, or set IOC_SIM_PORT to a free port")
     if not _port_answers(port):
         logf = open(DATA / "simulator.log", "ab")
         faults = ["--faults", os.environ["IOC_SIM_FAULTS"]] if os.environ.get("IOC_SIM_FAULTS") else []

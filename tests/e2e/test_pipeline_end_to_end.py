@@ -22,8 +22,10 @@ import pytest
 from ioc_pipeline.admin_units import load_reference
 from simulator import civil_status as sim_civil
 from simulator import population as sim_population
+from simulator import public_services as sim_public_services
 from simulator.faults import Faults
 from simulator.server import make_server
+from tests.integration.test_simulator_public_services import expected_values as public_services_expected
 from tests.integration.warehouse_helpers import all_text_values, find_leaks
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -32,6 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 D1 = dt.date(2026, 11, 19)
 D2 = dt.date(2026, 11, 20)
 RECORDS = 40000
+PS_DOSSIERS = 10000  # seed 11: the D2 window stays under the 5 % quarantine threshold
 
 
 def _conn_json(dsn: str) -> str:
@@ -45,6 +48,7 @@ def stack(make_database, tmp_path):
     warehouse_dsn, sim_dsn = make_database("ioc_e2e_wh"), make_database("ioc_e2e_sim")
     sim_civil.generate(sim_dsn, until=D1, records=RECORDS, seed=11)
     sim_population.generate(sim_dsn, until=D1, days=3, seed=11)
+    sim_public_services.generate(sim_dsn, until=D1, dossiers=PS_DOSSIERS, seed=11)
     server = make_server(sim_dsn, port=0, token="e2e-token",
                          faults=Faults(unavailable=0.15, throttled=0.1, seed=3))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -60,6 +64,9 @@ def stack(make_database, tmp_path):
         "AIRFLOW_CONN_SECTOR_POPULATION": json.dumps({"conn_type": "http", "host": "127.0.0.1",
                                                       "port": server.server_address[1], "schema": "http",
                                                       "password": "e2e-token"}),
+        "AIRFLOW_CONN_SECTOR_PUBLIC_SERVICES": json.dumps({"conn_type": "http", "host": "127.0.0.1",
+                                                           "port": server.server_address[1], "schema": "http",
+                                                           "password": "e2e-token"}),
         "AIRFLOW_VAR_IOC_PII_KEY": "e2e-pii-key-0123456789abcdef",
         "IOC_PROVINCE_CODE": "48",
     }
@@ -153,16 +160,39 @@ def check_population(stack, as_of: dt.date, run_dates: list[dt.date]) -> None:
             assert actual[(code, admin)] == (num, den, pct(num, den), as_of), (code, admin)
 
 
+def ps_window_share(sim_dsn: str, start: dt.date, end: dt.date) -> float:
+    """Quarantine share the contract implies for the public_services window (start, end]."""
+    with psycopg2.connect(sim_dsn) as conn, conn.cursor() as cur:
+        cur.execute("""SELECT count(*) FILTER (WHERE sim_fault IS NOT NULL), count(*)
+                         FROM sim.public_services_dossiers WHERE updated_at >= %s AND updated_at < %s""",
+                    (sim_public_services.cutoff(start), sim_public_services.cutoff(end)))
+        bad, total = cur.fetchone()
+    return bad / total if total else 0.0
+
+
+def check_public_services(stack, as_of: dt.date, data_until: dt.date | None = None) -> None:
+    """Public-service views from the simulator's ground truth (oracle of the integration test)."""
+    expected = public_services_expected(stack["sim"], as_of, data_until or as_of)
+    actual = {k: v for k, v in actual_values(stack["warehouse"]).items() if k[0].startswith("PUBLIC_SERVICE_")}
+    assert len(actual) == 3 * 95
+    for key, (num, den, value, as_of_date) in actual.items():
+        e_num, e_den = expected.get(key, (0, 0))
+        assert (num, den, value, as_of_date) == (e_num, e_den, pct(e_num, e_den), as_of), key
+
+
 def test_make_run_two_days_against_the_simulator(stack):
     run1 = make_run(stack, D1)
     assert run1.returncode == 0, run1.stdout + run1.stderr
     assert "ingest_civil_status success" in run1.stdout and "refresh_ioc_views success" in run1.stdout
     check_views(stack, D1)
     check_population(stack, D1, [D1])
+    check_public_services(stack, D1)
 
     # next day: the source changes, the run reads only the new window
     sim_civil.generate(stack["sim"], until=D2, records=RECORDS, seed=11)
     sim_population.generate(stack["sim"], until=D2, days=3, seed=11)
+    sim_public_services.generate(stack["sim"], until=D2, dossiers=PS_DOSSIERS, seed=11)
+    assert ps_window_share(stack["sim"], D1, D2) <= 0.05, "choose PS_DOSSIERS/seed so the D2 window loads"
     run2 = make_run(stack, D2)
     # a small nightly window may exceed the 5% quarantine threshold: then the batch fails and
     # the views for D2 count the last good data (the D1 window), as operations.md says
@@ -170,10 +200,12 @@ def test_make_run_two_days_against_the_simulator(stack):
         assert run2.returncode == 1 and "quarantine share" in run2.stdout, run2.stdout
         check_views(stack, D2, data_until=D1)
         check_population(stack, D2, [D1, D2])
+        check_public_services(stack, D2)
         pytest.skip("the D2 window exceeded the quarantine threshold; incremental load not exercised")
     assert run2.returncode == 0, run2.stdout + run2.stderr
     check_views(stack, D2)
     check_population(stack, D2, [D1, D2])
+    check_public_services(stack, D2)
     with psycopg2.connect(stack["warehouse"]) as conn, conn.cursor() as cur:
         cur.execute("SELECT window_start, window_end, rows_read FROM audit.batch WHERE status = 'committed'"
                     " AND source_code = 'civil_status' ORDER BY batch_id")
