@@ -101,13 +101,19 @@ def _port_answers(port: int) -> bool:
         return False
 
 
-def _our_simulator_running() -> bool:
+def _stop_simulator() -> None:
     pid_file = DATA / "simulator.pid"
+    if not pid_file.exists():
+        return
     try:
-        os.kill(int(pid_file.read_text()), 0)
-        return True
+        pid = int(pid_file.read_text())
+        os.kill(pid, 15)
+        for _ in range(50):
+            os.kill(pid, 0)
+            time.sleep(0.1)
     except (OSError, ValueError):
-        return False
+        pass
+    pid_file.unlink(missing_ok=True)
 
 
 def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
@@ -127,25 +133,26 @@ def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
                     "--records", records], check=True, cwd=REPO)
     port = int(os.environ.get("IOC_SIM_PORT", "8765"))
     token = _secret(SIM_TOKEN_FILE)
-    if _port_answers(port) and not _our_simulator_running():
+    # restart our own simulator every time, so it serves the code and data of this checkout
+    _stop_simulator()
+    if _port_answers(port):
         raise SystemExit(f"port {port} already serves another simulator (another checkout?): "
                          f"stop it, or set IOC_SIM_PORT to a free port")
-    if not _port_answers(port):
-        logf = open(DATA / "simulator.log", "ab")
-        faults = ["--faults", os.environ["IOC_SIM_FAULTS"]] if os.environ.get("IOC_SIM_FAULTS") else []
-        # the token goes through the environment, not the command line (process listings)
-        proc = subprocess.Popen([sys.executable, "-m", "simulator", "serve", "--dsn", dsn, "--port", str(port)] + faults,
-                                cwd=REPO, stdout=logf, stderr=logf, start_new_session=True,
-                                env={**os.environ, "SIM_TOKEN": token})
-        (DATA / "simulator.pid").write_text(str(proc.pid))
-        for _ in range(100):
-            if _port_answers(port):
-                break
-            if proc.poll() is not None:
-                raise SystemExit(f"the simulator exited with {proc.returncode}; see .data/simulator.log")
-            time.sleep(0.2)
-        else:
-            raise SystemExit("the simulator did not answer within 20 s; see .data/simulator.log")
+    logf = open(DATA / "simulator.log", "ab")
+    faults = ["--faults", os.environ["IOC_SIM_FAULTS"]] if os.environ.get("IOC_SIM_FAULTS") else []
+    # the token goes through the environment, not the command line (process listings)
+    proc = subprocess.Popen([sys.executable, "-m", "simulator", "serve", "--dsn", dsn, "--port", str(port)] + faults,
+                            cwd=REPO, stdout=logf, stderr=logf, start_new_session=True,
+                            env={**os.environ, "SIM_TOKEN": token})
+    (DATA / "simulator.pid").write_text(str(proc.pid))
+    for _ in range(100):
+        if _port_answers(port):
+            break
+        if proc.poll() is not None:
+            raise SystemExit(f"the simulator exited with {proc.returncode}; see .data/simulator.log")
+        time.sleep(0.2)
+    else:
+        raise SystemExit("the simulator did not answer within 20 s; see .data/simulator.log")
     for conn_id in missing:
         os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = _conn_json(
             conn_type="http", host="127.0.0.1", port=port, schema="http", password=token)
@@ -249,13 +256,7 @@ def main() -> int:
 def stop() -> int:
     from ioc_pipeline import embedded_pg
 
-    pid_file = DATA / "simulator.pid"
-    if pid_file.exists():
-        try:
-            os.kill(int(pid_file.read_text()), 15)
-        except (ProcessLookupError, ValueError):
-            pass
-        pid_file.unlink()
+    _stop_simulator()
     embedded_pg.stop_server(DATA / "pg")
     log("simulator and embedded PostgreSQL stopped")
     return 0
