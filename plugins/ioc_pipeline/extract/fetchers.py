@@ -6,12 +6,8 @@ from ..catalog import Source
 
 
 def fetcher_for(source: Source, plan: BatchPlan):
-    if source.kind == "rest" and source.watermark:
-        from .rest_source import window_fetcher
+    if source.kind == "rest":
+        from .rest_source import fetcher
 
-        return window_fetcher(source, plan)
-    if source.kind == "rest":  # no watermark: a daily snapshot asked by the run's as-of date
-        from .rest_snapshot import snapshot_fetcher
-
-        return snapshot_fetcher(source, plan)
+        return fetcher(source, plan)
     raise BatchFailed(f"{source.code}: no extractor for kind {source.kind!r} yet")

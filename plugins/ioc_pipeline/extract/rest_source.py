@@ -1,19 +1,41 @@
-"""Glue between the REST client and the batch: one window of an incremental REST resource."""
+"""Glue between the REST client and the batch.
+
+Two shapes of REST resource (sources.md):
+- incremental (civil_status, public_services): the batch is the window [watermark, D+1 00:00 +07:00)
+  asked with updated_since / updated_until;
+- snapshot (population): no watermark; the batch is the source's snapshot of the run's as-of
+  date D, asked with as_of=D. A re-run of D asks again and the merge replaces that date's rows.
+Either way the source's total_items (distinct keys) guards against pages skipped during the
+extraction: batch.extract extracts again when fewer keys arrived.
+"""
 from __future__ import annotations
 
+import datetime as dt
 from typing import Callable, Iterator
 
 from ..batch import BatchPlan
 from ..catalog import Source
 from . import rest
 
+Fetch = Callable[[], tuple[Iterator[dict], Callable[[], int | None]]]
 
-def window_fetcher(source: Source, plan: BatchPlan, **endpoint_kw) -> Callable[[], tuple[Iterator[dict], Callable[[], int | None]]]:
-    """A fetch() for batch.extract: each call extracts the whole window again from page 1."""
-    endpoint = rest.endpoint_from_airflow_connection(source.connection, source.path, source=source.code, **endpoint_kw)
+
+def window_params(plan: BatchPlan) -> dict[str, str]:
     params = {"updated_until": plan.window_end}
     if plan.window_start:
         params["updated_since"] = plan.window_start
+    return params
+
+
+def snapshot_params(plan: BatchPlan) -> dict[str, str]:
+    """The query of the snapshot of the plan's as-of date (validated: it goes on the wire)."""
+    return {"as_of": dt.date.fromisoformat(plan.as_of_date).isoformat()}
+
+
+def fetcher(source: Source, plan: BatchPlan, **endpoint_kw) -> Fetch:
+    """A fetch() for batch.extract: each call extracts the whole batch again from page 1."""
+    endpoint = rest.endpoint_from_airflow_connection(source.connection, source.path, source=source.code, **endpoint_kw)
+    params = window_params(plan) if source.watermark else snapshot_params(plan)
 
     def fetch():
         state: dict = {"total": None}
