@@ -82,6 +82,10 @@ def _single_params(query: str) -> dict[str, str]:
     return {k: v[0] for k, v in params.items()}
 
 
+COUNT_CACHE_SECONDS = 10.0   # a window's counts are reused this long by the pages that follow
+PAGE_CACHE_SIZE = 100_000
+
+
 class SimServer(ThreadingHTTPServer):
     """A ThreadingHTTPServer holding the database pool, token, resources and fault switches."""
 
@@ -93,6 +97,12 @@ class SimServer(ThreadingHTTPServer):
         self.resources = {r.path: r for r in RESOURCES}
         self.snapshots = {r.path: r for r in SNAPSHOT_RESOURCES}
         self.pool = psycopg2.pool.ThreadedConnectionPool(1, POOL_SIZE, dsn)
+        # Where each served page ended, and the window's counts, so that page k+1 of an
+        # extraction continues from page k's last row (keyset) instead of OFFSET-scanning the
+        # whole window again: paging a 1M-row window stays linear. Not used in race mode.
+        self.page_ends: dict = {}
+        self.window_counts: dict = {}
+        self.cache_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(POOL_SIZE)
         with self.connection() as conn, conn.cursor() as cur:
             for r in RESOURCES + SNAPSHOT_RESOURCES:
@@ -260,7 +270,8 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "slow":
             time.sleep(faults.slow_seconds)
 
-        body, moved = self._page(res, since, until, page, size, race_u < faults.race, race_u / max(faults.race, 1e-12))
+        body, moved = self._page(res, since, until, page, size, race_u < faults.race, race_u / max(faults.race, 1e-12),
+                                 keyset=faults.race == 0)
         if moved:
             log.info("race: a record of page %d was updated during the extraction", page)
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -300,7 +311,7 @@ class Handler(BaseHTTPRequestHandler):
             data = data[: max(1, len(data) // 2)]
         self._send(200, data, "application/json; charset=utf-8")
 
-    def _page(self, res, since, until, page, size, race: bool, pick: float):
+    def _page(self, res, since, until, page, size, race: bool, pick: float, keyset: bool = False):
         where, args = [], []
         if since is not None:
             where.append("updated_at >= %s")
@@ -310,26 +321,56 @@ class Handler(BaseHTTPRequestHandler):
             args.append(until)
         cond = ("WHERE " + " AND ".join(where)) if where else ""
         cols = ", ".join(f"t.{c}" for c in res.fields + ("sim_wire_override",))
+        window = (res.table, since, until, size)
+        srv = self.server
+        with srv.cache_lock:
+            cached = srv.window_counts.get(window[:3]) if keyset else None
+            if cached and time.monotonic() - cached[1] > COUNT_CACHE_SECONDS:
+                cached = None
+            after = srv.page_ends.get((*window, page - 1)) if keyset and page > 1 else None
         with self.server.connection() as conn:
             with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
                 # count and page from one snapshot
                 cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 try:
-                    cur.execute(f"SELECT count(*) AS keys, count(*) FILTER (WHERE sim_served_twice)"
-                                f" AS twice FROM {res.table} {cond}", args)
-                    counts = cur.fetchone()
+                    if cached:
+                        counts = cached[0]
+                    else:
+                        cur.execute(f"SELECT count(*) AS keys, count(*) FILTER (WHERE sim_served_twice)"
+                                    f" AS twice FROM {res.table} {cond}", args)
+                        counts = cur.fetchone()
                     # Exact duplicates are served twice, next to each other.
-                    # Skip to the page on the index alone, then read only its rows.
+                    # Skip to the page on the index alone (keyset after the previous page's
+                    # last row when known, else OFFSET), then read only its rows.
+                    if after:
+                        seek = (f"{'AND' if cond else 'WHERE'} ({res.table}.updated_at, {res.table}.{res.key})"
+                                f" >= (%s, %s) AND (updated_at, {res.key}, rep.n) > (%s, %s, %s)")
+                        seek_args, offset = [after[0], after[1], *after], 0
+                    else:
+                        seek, seek_args, offset = "", [], (page - 1) * size
                     cur.execute(
-                        f"SELECT {cols} FROM (SELECT updated_at, {res.key}, rep.n FROM {res.table}"
+                        f"SELECT {cols}, k.updated_at AS _k_at, k.n AS _k_n FROM (SELECT updated_at, {res.key}, rep.n"
+                        f" FROM {res.table}"
                         f" CROSS JOIN LATERAL generate_series(1, CASE WHEN sim_served_twice THEN 2"
-                        f" ELSE 1 END) AS rep(n) {cond} ORDER BY updated_at, {res.key}, rep.n"
+                        f" ELSE 1 END) AS rep(n) {cond} {seek} ORDER BY updated_at, {res.key}, rep.n"
                         f" LIMIT %s OFFSET %s) k JOIN {res.table} t ON t.{res.key} = k.{res.key}"
                         f" ORDER BY k.updated_at, k.{res.key}, k.n",
-                        args + [size, (page - 1) * size])
+                        args + seek_args + [size, offset])
                     rows = cur.fetchall()
                 finally:
                     cur.execute("ROLLBACK")
+            if keyset:
+                with srv.cache_lock:
+                    if not cached:
+                        srv.window_counts[window[:3]] = (counts, time.monotonic())
+                    if rows:
+                        last = rows[-1]
+                        srv.page_ends[(*window, page)] = (last["_k_at"], last[res.key], last["_k_n"])
+                    if len(srv.page_ends) > PAGE_CACHE_SIZE:
+                        srv.page_ends.clear()
+            for r in rows:
+                r.pop("_k_at", None)
+                r.pop("_k_n", None)
             served = counts["keys"] + counts["twice"]
             pages = math.ceil(served / size)
             moved = None
