@@ -9,13 +9,14 @@ DATE ?=
 export GX_ANALYTICS_ENABLED := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test run ui stop lock clean help
+.PHONY: demo test run ui stop lock clean help check-suite
 
 help:
 	@echo "make demo              whole nightly pipeline on the embedded defaults, then the indicator table"
 	@echo "make test              the whole test suite"
 	@echo "make run DATE=YYYY-MM-DD   every ingest DAG, then refresh_ioc_views, for DATE"
 	@echo "make ui                Airflow UI (airflow standalone) on the same configuration"
+	@echo "make check-suite SOURCE=civil_status [SUITE=file.json]   try a suite on a sample of the source"
 	@echo "make stop              stop the simulator and the embedded PostgreSQL"
 
 $(STAMP): requirements.txt constraints.txt
@@ -34,6 +35,11 @@ run: $(STAMP)
 
 ui: $(STAMP)
 	$(PY) scripts/pipeline.py ui
+
+# Try a suite on a sample of the source before committing it (docs/expectations.md).
+check-suite: $(STAMP)
+	@test -n "$(SOURCE)" || { echo "usage: make check-suite SOURCE=<source_code> [SUITE=path.json]"; exit 2; }
+	$(PY) scripts/pipeline.py check-suite $(SOURCE) $(if $(SUITE),--suite $(SUITE))
 
 stop: $(STAMP)
 	$(PY) scripts/pipeline.py stop

@@ -29,6 +29,8 @@ DEMO_DATE = "2026-11-20"
 SIM_TOKEN_FILE = DATA / "secrets" / "simulator_token"
 PII_KEY_FILE = DATA / "secrets" / "ioc_pii_key"
 REST_SOURCES = {"sector_civil_status": None, "sector_public_services": None, "sector_population": None}  # filled with the simulator's URL below
+# SQL sources: connection ids pointed at the simulator's database (sector_sim) when unset
+SQL_SOURCES = {"sector_land": None, "sector_tuition": None}
 
 
 def log(msg: str) -> None:
@@ -118,7 +120,7 @@ def _stop_simulator() -> None:
 
 def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
     """Start the simulator for every sector_* connection that is not configured."""
-    missing = [c for c in REST_SOURCES if f"AIRFLOW_CONN_{c.upper()}" not in os.environ]
+    missing = [c for c in (*REST_SOURCES, *SQL_SOURCES) if f"AIRFLOW_CONN_{c.upper()}" not in os.environ]
     if not missing:
         log("sector sources: configured connections")
         return
@@ -131,6 +133,15 @@ def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
     log(f"simulator: generating sector data up to {as_of} ({records} civil-status records)")
     subprocess.run([sys.executable, "-m", "simulator", "generate", "--dsn", dsn, "--until", as_of,
                     "--records", records], check=True, cwd=REPO)
+    missing_sql = [c for c in missing if c in SQL_SOURCES]
+    for conn_id in missing_sql:
+        os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = _conn_json(
+            conn_type="postgres", host=sim_socket, login="postgres", schema="sector_sim")
+    if missing_sql:
+        log(f"sector sources: simulator database sector_sim for {', '.join(missing_sql)}")
+    missing = [c for c in missing if c not in SQL_SOURCES]
+    if not missing:
+        return
     port = int(os.environ.get("IOC_SIM_PORT", "8765"))
     token = _secret(SIM_TOKEN_FILE)
     # restart our own simulator every time, so it serves the code and data of this checkout
@@ -233,12 +244,20 @@ def main() -> int:
     r.add_argument("date")
     sub.add_parser("ui", help="airflow standalone on the same configuration")
     sub.add_parser("stop", help="stop the simulator and the embedded PostgreSQL")
+    c = sub.add_parser("check-suite", help="run a source's suite on a sample of the source, publish nothing")
+    c.add_argument("source")
+    c.add_argument("--suite", help="suite file to try (default include/expectations/<source>.json)")
+    c.add_argument("--date", default=DEMO_DATE)
     args = ap.parse_args()
 
     if args.cmd == "stop":
         return stop()
     as_of = DEMO_DATE if args.cmd in ("demo", "ui") else args.date
     airflow_env()
+    if args.cmd == "check-suite":
+        socket_dir = ensure_warehouse()
+        ensure_simulator(as_of, socket_dir)
+        return check_suite(args.source, as_of, args.suite)
     socket_dir = ensure_warehouse()
     ensure_simulator(as_of, socket_dir)
     airflow_db()
@@ -251,6 +270,31 @@ def main() -> int:
         print_indicators()
         log(f"demo finished in {time.monotonic() - t0:.0f}s")
     return code
+
+
+def check_suite(code: str, as_of: str, suite: str | None) -> int:
+    from ioc_pipeline import catalog, config, suite_check, validation, warehouse
+
+    source = catalog.get(code)
+    conn = warehouse.connect()
+    try:
+        warehouse.migrate(conn)
+        rows, results = suite_check.check(
+            conn, source, dt.date.fromisoformat(as_of), fetch=suite_check.sample_fetcher(source),
+            key=config.pii_key(), province_code=config.province_code(),
+            sqlalchemy_url=config.postgres_params(config.WAREHOUSE_CONN_ID).sqlalchemy_url(),
+            suite_path=Path(suite) if suite else None)
+    except validation.SuiteError as exc:
+        print(f"suite does not load: {exc}")
+        return 2
+    finally:
+        conn.close()
+    print(f"\n{code}: {len(results)} expectations on a sample of {rows} rows (as of {as_of})")
+    for line in suite_check.format_results(results):
+        print(line)
+    failed = [r for r in results if not r.success]
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 0
 
 
 def stop() -> int:

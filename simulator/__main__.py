@@ -31,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="days of population snapshots up to --until (default 60)")
     g.add_argument("--dossiers", type=int, default=5000,
                    help="public-service dossiers from 2024-01-01 to --until (default 5000)")
+    g.add_argument("--land-certificates", type=int, default=3000,
+                   help="land-use right certificates from 2012-01-01 to --until (default 3000)")
+    g.add_argument("--tuition-payments", type=int, default=3000,
+                   help="school-fee payments from 2024-01-01 to --until (default 3000)")
 
     s = sub.add_parser("serve", help="serve the REST resources")
     s.add_argument("--dsn", required=True)
@@ -56,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         from simulator import public_services
         public_services.generate(args.dsn, province_code=args.province, until=args.until,
                                  dossiers=args.dossiers, seed=args.seed)
+        from simulator import land
+        land.generate(args.dsn, province_code=args.province, until=args.until,
+                      certificates=args.land_certificates, seed=args.seed)
+        from simulator import tuition
+        tuition.generate(args.dsn, province_code=args.province, until=args.until,
+                         payments=args.tuition_payments, seed=args.seed)
     else:
         from simulator import server
         server.serve(args.dsn, host=args.host, port=args.port, token=args.token, faults=args.faults)

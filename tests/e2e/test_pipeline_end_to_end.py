@@ -21,10 +21,14 @@ import pytest
 
 from ioc_pipeline.admin_units import load_reference
 from simulator import civil_status as sim_civil
+from simulator import land as sim_land
+from simulator import tuition as sim_tuition
 from simulator import population as sim_population
 from simulator import public_services as sim_public_services
 from simulator.faults import Faults
 from simulator.server import make_server
+from tests.integration.test_land import expected_values as land_expected
+from tests.integration.test_simulator_tuition import expected_values as tuition_expected
 from tests.integration.test_simulator_public_services import expected_values as public_services_expected
 from tests.integration.warehouse_helpers import all_text_values, find_leaks
 
@@ -35,6 +39,8 @@ D1 = dt.date(2026, 11, 19)
 D2 = dt.date(2026, 11, 20)
 RECORDS = 40000
 PS_DOSSIERS = 10000  # seed 11: the D2 window stays under the 5 % quarantine threshold
+LAND_CERTS = 3000
+TUITION_PAYMENTS = 3000
 
 
 def _conn_json(dsn: str) -> str:
@@ -49,6 +55,8 @@ def stack(make_database, tmp_path):
     sim_civil.generate(sim_dsn, until=D1, records=RECORDS, seed=11)
     sim_population.generate(sim_dsn, until=D1, days=3, seed=11)
     sim_public_services.generate(sim_dsn, until=D1, dossiers=PS_DOSSIERS, seed=11)
+    sim_land.generate(sim_dsn, until=D1, certificates=LAND_CERTS, seed=11)
+    sim_tuition.generate(sim_dsn, until=D1, payments=TUITION_PAYMENTS, seed=11)
     server = make_server(sim_dsn, port=0, token="e2e-token",
                          faults=Faults(unavailable=0.15, throttled=0.1, seed=3))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -67,12 +75,40 @@ def stack(make_database, tmp_path):
         "AIRFLOW_CONN_SECTOR_PUBLIC_SERVICES": json.dumps({"conn_type": "http", "host": "127.0.0.1",
                                                            "port": server.server_address[1], "schema": "http",
                                                            "password": "e2e-token"}),
+        "AIRFLOW_CONN_SECTOR_LAND": _conn_json(sim_dsn),
+        "AIRFLOW_CONN_SECTOR_TUITION": _conn_json(sim_dsn),
         "AIRFLOW_VAR_IOC_PII_KEY": "e2e-pii-key-0123456789abcdef",
         "IOC_PROVINCE_CODE": "48",
     }
     yield {"warehouse": warehouse_dsn, "sim": sim_dsn, "env": env, "logs": tmp_path / "data" / "logs"}
     server.shutdown()
     server.server_close()
+
+
+class _Webhook:
+    """A real local HTTP endpoint that records the JSON bodies posted to it."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        calls = self.calls = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server API
+                calls.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/alert"
+
+    def close(self):
+        self._server.shutdown()
+        self._server.server_close()
 
 
 def make_run(stack, date: dt.date) -> subprocess.CompletedProcess:
@@ -180,6 +216,26 @@ def check_public_services(stack, as_of: dt.date, data_until: dt.date | None = No
         assert (num, den, value, as_of_date) == (e_num, e_den, pct(e_num, e_den), as_of), key
 
 
+def check_tuition(stack, as_of: dt.date) -> None:
+    """Tuition views from the simulator's ground truth (oracle of tests/integration/test_simulator_tuition.py)."""
+    expected = tuition_expected(stack["sim"], as_of)
+    actual = {k: v for k, v in actual_values(stack["warehouse"]).items() if k[0] == "TUITION_NONCASH_PCT"}
+    assert len(actual) == 95
+    for key, (num, den, value, as_of_date) in actual.items():
+        e_num, e_den = expected.get(key, (0, 0))
+        assert (num, den, value, as_of_date) == (e_num, e_den, pct(e_num, e_den), as_of), key
+
+
+def check_land(stack, as_of: dt.date) -> None:
+    """Land views from the simulator's ground truth (oracle of tests/integration/test_land.py)."""
+    expected = land_expected(stack["sim"], as_of)
+    actual = {k: v for k, v in actual_values(stack["warehouse"]).items() if k[0].startswith("LAND_")}
+    assert len(actual) == 2 * 95
+    for key, (num, den, value, as_of_date) in actual.items():
+        e_num, e_den = expected.get(key, (0, 0))
+        assert (num, den, value, as_of_date) == (e_num, e_den, pct(e_num, e_den), as_of), key
+
+
 def test_make_run_two_days_against_the_simulator(stack):
     run1 = make_run(stack, D1)
     assert run1.returncode == 0, run1.stdout + run1.stderr
@@ -187,11 +243,15 @@ def test_make_run_two_days_against_the_simulator(stack):
     check_views(stack, D1)
     check_population(stack, D1, [D1])
     check_public_services(stack, D1)
+    check_land(stack, D1)
+    check_tuition(stack, D1)
 
     # next day: the source changes, the run reads only the new window
     sim_civil.generate(stack["sim"], until=D2, records=RECORDS, seed=11)
     sim_population.generate(stack["sim"], until=D2, days=3, seed=11)
     sim_public_services.generate(stack["sim"], until=D2, dossiers=PS_DOSSIERS, seed=11)
+    sim_land.generate(stack["sim"], until=D2, certificates=LAND_CERTS, seed=11)
+    sim_tuition.generate(stack["sim"], until=D2, payments=TUITION_PAYMENTS, seed=11)
     assert ps_window_share(stack["sim"], D1, D2) <= 0.05, "choose PS_DOSSIERS/seed so the D2 window loads"
     run2 = make_run(stack, D2)
     # a small nightly window may exceed the 5% quarantine threshold: then the batch fails and
@@ -206,6 +266,8 @@ def test_make_run_two_days_against_the_simulator(stack):
     check_views(stack, D2)
     check_population(stack, D2, [D1, D2])
     check_public_services(stack, D2)
+    check_land(stack, D2)
+    check_tuition(stack, D2)
     with psycopg2.connect(stack["warehouse"]) as conn, conn.cursor() as cur:
         cur.execute("SELECT window_start, window_end, rows_read FROM audit.batch WHERE status = 'committed'"
                     " AND source_code = 'civil_status' ORDER BY batch_id")
@@ -241,6 +303,8 @@ def test_wrong_token_fails_the_dag_with_one_clear_line_and_keeps_views(stack):
     env = dict(stack["env"])
     conn = json.loads(env["AIRFLOW_CONN_SECTOR_CIVIL_STATUS"])
     env["AIRFLOW_CONN_SECTOR_CIVIL_STATUS"] = json.dumps({**conn, "password": "wrong"})
+    hook = _Webhook()
+    env["IOC_ALERT_WEBHOOK"] = hook.url
     run = subprocess.run([sys.executable, str(REPO / "scripts" / "pipeline.py"), "run", D2.isoformat()],
                          env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert run.returncode == 1
@@ -248,8 +312,18 @@ def test_wrong_token_fails_the_dag_with_one_clear_line_and_keeps_views(stack):
     assert line.startswith("ingest_civil_status failed") and "refused" in line and "wrong" not in line
     assert "refresh_ioc_views success" in run.stdout       # last known good is refreshed anyway
     after = actual_values(stack["warehouse"])
-    assert {k: v[:3] for k, v in after.items()} == {k: v[:3] for k, v in before.items()}
+    # civil_status keeps its last good values (other sources loaded normally and may move)
+    civil = lambda values: {k: v[:3] for k, v in values.items() if k[0].startswith("CIVIL_")}  # noqa: E731
+    assert civil(after) == civil(before) and civil(after)
     with psycopg2.connect(stack["warehouse"]) as c, c.cursor() as cur:
         cur.execute("SELECT last_status, last_error FROM ioc.source_freshness WHERE source_code = 'civil_status'")
         status, error = cur.fetchone()
     assert status == "failed" and "refused" in error
+    # the failed batch called the webhook exactly once, naming source, run and reason, no secret
+    hook.close()
+    civil = [c for c in hook.calls if c.get("source") == "civil_status"]
+    assert len(civil) == 1, hook.calls
+    call = civil[0]
+    assert call["source"] == "civil_status" and call["dag_id"] == "ingest_civil_status"
+    assert call["run_id"] and "refused" in call["reason"] and call["text"].startswith("ingest_civil_status run ")
+    assert "wrong" not in json.dumps(call)

@@ -1,0 +1,140 @@
+"""Extractor of SQL sources (sources.md: land, tuition): a window of a table in the sector's
+own PostgreSQL database.
+
+Same contract as rest_source.fetcher: fetch() -> (items, total). Why it reads the way it does:
+- every contract column is selected `::text`, so a hostile value arrives as text and is judged
+  by the suite (never a crash here); NULL stays None;
+- a server-side (named) cursor in a READ ONLY transaction with a statement timeout streams a
+  large window without holding it in memory and without ever writing to the source;
+- the window is [watermark, D+1 00:00 +07:00) on the watermark column, ordered by
+  (watermark, key) so two extractions of the same window read the same sequence;
+- a contract column missing from the table fails the batch naming it; extra columns (schema
+  drift) are returned in the items so batch.stage_items reports them;
+- the source gives no total of its own: total() is None.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Callable, Iterator
+
+import psycopg2
+from psycopg2 import sql
+
+from .. import config
+from ..batch import BatchFailed, BatchPlan
+from ..catalog import Source
+
+log = logging.getLogger(__name__)
+
+Fetch = Callable[[], tuple[Iterator[dict], Callable[[], int | None]]]
+
+ITERSIZE = 10_000
+STATEMENT_TIMEOUT = "10min"
+_QUALIFIED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def table_of(source: Source) -> tuple[str, str]:
+    """(schema, table) of the catalog's `table: schema.name` (a bare name means public)."""
+    raw = str(source.extra.get("table") or "")
+    if m := _QUALIFIED.fullmatch(raw):
+        return m.group(1), m.group(2)
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", raw):
+        return "public", raw
+    raise BatchFailed(f"{source.code}: the catalog entry needs `table: schema.name` (got {raw!r})")
+
+
+def source_columns(cur, schema: str, table: str) -> list[str]:
+    """The table's columns in table order (empty when the table does not exist or is not visible)."""
+    cur.execute(
+        """SELECT column_name FROM information_schema.columns
+            WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position""",
+        (schema, table),
+    )
+    return [r[0] for r in cur.fetchall()]
+
+
+def plan_columns(source: Source, present: list[str], schema: str, table: str) -> list[str]:
+    """Contract columns then extra ones; a missing contract column fails the batch."""
+    if not present:
+        raise BatchFailed(f"{source.code}: table {schema}.{table} does not exist in the source database "
+                          "(or the connection's user cannot see it)")
+    missing = [f for f in source.field_names if f not in present]
+    if missing:
+        raise BatchFailed(f"{source.code}: column(s) missing from the source table {schema}.{table}: {', '.join(missing)}")
+    extra = [c for c in present if c not in source.field_names]
+    if extra:
+        log.warning("%s: schema drift: extra column(s) in %s.%s: %s", source.code, schema, table, ", ".join(extra))
+    return source.field_names + extra
+
+
+def window_query(source: Source, schema: str, table: str, columns: list[str], plan: BatchPlan) -> tuple[sql.Composed, dict]:
+    """SELECT every column ::text over the plan's window, in a stable order."""
+    if not source.watermark:
+        raise BatchFailed(f"{source.code}: an SQL source needs a watermark column in the catalog")
+    wm = sql.Identifier(source.watermark)
+    select = sql.SQL(", ").join(
+        sql.SQL("{c}::text AS {c}").format(c=sql.Identifier(c)) for c in columns)
+    conds = [sql.SQL("{wm} < %(until)s::timestamptz").format(wm=wm)]
+    params = {"until": plan.window_end}
+    if plan.window_start:
+        conds.append(sql.SQL("{wm} >= %(since)s::timestamptz").format(wm=wm))
+        params["since"] = plan.window_start
+    order = sql.SQL(", ").join(map(sql.Identifier, (source.watermark, *source.key)))
+    query = sql.SQL("SELECT {select} FROM {t} WHERE {conds} ORDER BY {order}").format(
+        select=select, t=sql.Identifier(schema, table), conds=sql.SQL(" AND ").join(conds), order=order)
+    return query, params
+
+
+class SqlSourceError(Exception):
+    """The source database could not be reached or read: retryable, unlike BatchFailed."""
+
+
+def connect(source: Source):
+    params = config.postgres_params(source.connection)
+    try:
+        return psycopg2.connect(params.dsn(application_name=f"ioc_extract_{source.code}"))
+    except psycopg2.OperationalError as exc:
+        raise SqlSourceError(f"{source.code}: cannot connect to the source database of connection "
+                             f"'{source.connection}': {str(exc).strip().splitlines()[0]}") from None
+
+
+def fetcher(source: Source, plan: BatchPlan) -> Fetch:
+    """A fetch() for batch.extract: each call reads the whole window again."""
+    schema, table = table_of(source)
+
+    def fetch():
+        conn = connect(source)
+        try:
+            conn.set_session(readonly=True, autocommit=False)
+            with conn.cursor() as cur:
+                cur.execute("SET LOCAL statement_timeout = %s", (STATEMENT_TIMEOUT,))
+                # Deterministic ::text of dates and instants whatever the server's defaults.
+                cur.execute("SET LOCAL DateStyle = 'ISO, YMD'")
+                cur.execute("SET LOCAL TimeZone = %s", (config.LOCAL_TZ,))
+                columns = plan_columns(source, source_columns(cur, schema, table), schema, table)
+            query, params = window_query(source, schema, table, columns, plan)
+        except BaseException:
+            conn.close()
+            raise
+
+        def items() -> Iterator[dict]:
+            n = 0
+            try:
+                with conn.cursor(name=f"ioc_extract_{source.code}") as cur:
+                    cur.itersize = ITERSIZE
+                    cur.execute(query, params)
+                    for row in cur:
+                        n += 1
+                        yield dict(zip(columns, row))
+                conn.rollback()  # read only: nothing to commit
+                log.info("%s: %d rows read from %s.%s", source.code, n, schema, table)
+            except psycopg2.Error as exc:
+                raise SqlSourceError(f"{source.code}: reading {schema}.{table} failed after {n} rows: "
+                                     f"{str(exc).strip().splitlines()[0]}") from None
+            finally:
+                conn.close()
+
+        return items(), lambda: None
+
+    return fetch

@@ -1,0 +1,61 @@
+"""Try an expectation suite before committing it (`make check-suite SOURCE=<code>`).
+
+Stages a sample of the source (the whole current window of the configured connection, e.g. the
+simulator's data) into a scratch staging table exactly as a batch would (same row building,
+PII handling and dedupe), runs the suite file on it in PostgreSQL, and drops the table. Nothing
+is published and no audit row is written.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from . import batch, staging, validation, warehouse
+from .asof import window_end
+from .catalog import Source
+
+SCRATCH_BATCH_ID = 0  # staging.<source>_b0: real batch ids start at 1
+
+
+def check(conn, source: Source, as_of: dt.date, *, fetch, key: bytes, province_code: str,
+          sqlalchemy_url: str, suite_path: Path | None = None) -> tuple[int, list[validation.ExpectationResult]]:
+    """Return (rows staged, one result per expectation). Raises validation.SuiteError if the suite does not load."""
+    suite = validation.load_suite(suite_path or source.suite_path)
+    with warehouse.transaction(conn) as cur:
+        table = staging.create(cur, source, SCRATCH_BATCH_ID)
+    plan = batch.BatchPlan(source_code=source.code, run_key="suite-check", batch_id=SCRATCH_BATCH_ID,
+                           as_of_date=as_of.isoformat(), province_code=province_code, staging_table=table,
+                           window_end=window_end(as_of).isoformat() if source.watermark else None)
+    try:
+        rows, _, _, _ = batch.stage_items(conn, source, plan, fetch(plan)[0], key=key)
+        batch.dedupe(conn, source, plan)
+        return rows, validation.validate_table(sqlalchemy_url, staging.SCHEMA, table, suite)
+    finally:
+        with warehouse.transaction(conn) as cur:
+            staging.drop(cur, table)
+
+
+def format_results(results: list[validation.ExpectationResult]) -> list[str]:
+    lines = []
+    for r in results:
+        what = r.type + (f"({r.column})" if r.column else "")
+        if r.exception:
+            verdict = f"ERROR  {r.exception}"
+        elif r.success:
+            verdict = "pass"
+        else:
+            n = r.unexpected_count if r.unexpected_count is not None else "?"
+            action = ("quarantines" if r.row_level else "fails the batch") if r.severity == "critical" else "warns on"
+            verdict = f"FAIL   {n} rows; {r.severity}: {action}" if r.row_level else f"FAIL   {r.severity}: {action}"
+        lines.append(f"#{r.index:<3} {what:<70} {verdict}")
+    return lines
+
+
+def sample_fetcher(source: Source):
+    """fetch(plan) -> (items, total) over the configured connection, whole window up to D+1."""
+    from .extract import fetchers
+
+    def fetch(plan):
+        return fetchers.fetcher_for(source, plan)()
+
+    return fetch

@@ -1,0 +1,47 @@
+"""`make check-suite`: a suite file is tried on a sample without publishing anything, and an
+expectation an analyst adds to the JSON is used with no code change."""
+import datetime as dt
+import json
+
+import pytest
+
+from ioc_pipeline import catalog, suite_check, validation
+from tests.integration.test_batch_civil_status import rec
+from tests.integration.warehouse_helpers import KEY, migrated, sqlalchemy_url
+
+pytestmark = pytest.mark.integration
+D = dt.date(2026, 11, 20)
+
+
+def test_check_suite_runs_an_edited_suite_and_leaves_nothing(empty_db, tmp_path):
+    conn = migrated(empty_db)
+    source = catalog.get("civil_status")
+    items = [rec(f"G{i}", subject_cccd=f"048225{i:06d}") for i in range(30)] + [rec("B1", subject_sex="X")]
+    suite = json.loads(source.suite_path.read_text())
+    suite["expectations"].append({
+        "type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1000},
+        "severity": "critical", "meta": {"reason": "an analyst's new bound"}})
+    edited = tmp_path / "civil_status.json"
+    edited.write_text(json.dumps(suite))
+    rows, results = suite_check.check(conn, source, D, fetch=lambda plan: (iter(items), lambda: None), key=KEY,
+                                      province_code="48", sqlalchemy_url=sqlalchemy_url(empty_db), suite_path=edited)
+    assert rows == 31 and len(results) == 27
+    assert results[-1].type == "expect_table_row_count_to_be_between" and not results[-1].success
+    sex = [r for r in results if r.type == "expect_column_values_to_be_in_set" and r.column == "subject_sex"][0]
+    assert sex.unexpected_count == 1
+    lines = suite_check.format_results(results)
+    assert "FAIL   critical: fails the batch" in lines[-1]
+    with conn.cursor() as cur:
+        cur.execute("SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = 'staging'),"
+                    " (SELECT count(*) FROM audit.batch), (SELECT count(*) FROM core.civil_status)")
+        assert cur.fetchone() == (0, 0, 0)
+    conn.commit()
+
+
+def test_check_suite_reports_a_suite_that_does_not_load(empty_db, tmp_path):
+    conn = migrated(empty_db)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"name": "x", "expectations": [{"type": "expect_colum_typo", "kwargs": {}}]}))
+    with pytest.raises(validation.SuiteError, match="bad.json.*expect_colum_typo"):
+        suite_check.check(conn, catalog.get("civil_status"), D, fetch=lambda plan: (iter([]), lambda: None),
+                          key=KEY, province_code="48", sqlalchemy_url=sqlalchemy_url(empty_db), suite_path=bad)
