@@ -21,7 +21,7 @@ from datetime import date, datetime, time, timedelta
 from ioc_pipeline.admin_units import load_reference
 from simulator import people
 from simulator.resource import IncrementalResource
-from simulator.store import (ICT, STATE_DDL, GeneratorState, GeneratorStateError, connect,
+from simulator.store import (ICT, STATE_DDL, GeneratorState, GeneratorStateError, connect, open_state,
                              copy_rows, read_state, write_state)
 
 log = logging.getLogger(__name__)
@@ -345,25 +345,11 @@ def generate(dsn: str, *, province_code: str = "48", until: date, records: int =
     Returns counts: {"days": generated days, "inserted": new records, "updates": update events}.
     Raises GeneratorStateError if the store was generated with another seed, records or province.
     """
-    if until < START:
-        raise ValueError(f"until {until} is before {START}")
-    if records <= 0:
-        raise ValueError("records must be positive")
     pools = communes_for(province_code)
     conn = connect(dsn)
     try:
-        with conn.cursor() as cur:
-            cur.execute(DDL)
-            state = read_state(cur, SOURCE)
-        conn.commit()
-        if state is None:
-            weights = sum(_day_weight(START + timedelta(days=k)) for k in range((until - START).days + 1))
-            state = GeneratorState(SOURCE, seed, records, province_code, records / weights,
-                                   START - timedelta(days=1))
-        elif (state.seed, state.records, state.province_code) != (seed, records, province_code):
-            raise GeneratorStateError(
-                f"sim store holds civil_status for seed={state.seed}, records={state.records}, "
-                f"province={state.province_code}; use a fresh database for other parameters")
+        state = open_state(conn, ddl=DDL, source=SOURCE, volume_name="records", volume=records, seed=seed,
+                           province_code=province_code, start=START, until=until, day_weight=_day_weight)
         totals = {"days": 0, "inserted": 0, "updates": 0}
         day = state.generated_until + timedelta(days=1)
         rows: list[dict] = []

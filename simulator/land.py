@@ -20,7 +20,7 @@ from datetime import date, datetime, time, timedelta
 
 from simulator import people
 from simulator.civil_status import Communes, communes_for
-from simulator.store import (ICT, STATE_DDL, GeneratorState, GeneratorStateError, connect, copy_rows,
+from simulator.store import (ICT, STATE_DDL, GeneratorState, GeneratorStateError, connect, open_state, copy_rows,
                              read_state, write_state)
 
 log = logging.getLogger(__name__)
@@ -179,24 +179,11 @@ def generate(dsn: str, *, province_code: str = "48", until: date, certificates: 
     `certificates` is the expected number issued from START to the first call's `until`.
     Returns {"days", "inserted", "updates"}.
     """
-    if until < START:
-        raise ValueError(f"until {until} is before {START}")
-    if certificates <= 0:
-        raise ValueError("certificates must be positive")
     pools = communes_for(province_code)
     conn = connect(dsn)
     try:
-        with conn.cursor() as cur:
-            cur.execute(DDL)
-            state = read_state(cur, SOURCE)
-        conn.commit()
-        if state is None:
-            state = GeneratorState(SOURCE, seed, certificates, province_code,
-                                   certificates / ((until - START).days + 1), START - timedelta(days=1))
-        elif (state.seed, state.records, state.province_code) != (seed, certificates, province_code):
-            raise GeneratorStateError(
-                f"sim store holds land for seed={state.seed}, certificates={state.records}, "
-                f"province={state.province_code}; use a fresh database for other parameters")
+        state = open_state(conn, ddl=DDL, source=SOURCE, volume_name="certificates", volume=certificates, seed=seed,
+                           province_code=province_code, start=START, until=until)
         totals = {"days": 0, "inserted": 0, "updates": 0}
         day = state.generated_until + timedelta(days=1)
         with conn.cursor() as cur:

@@ -23,7 +23,7 @@ from datetime import date, datetime, time, timedelta
 from ioc_pipeline.admin_units import load_reference
 from simulator.civil_status import Communes, communes_for
 from simulator.resource import IncrementalResource
-from simulator.store import (ICT, STATE_DDL, GeneratorState, GeneratorStateError, connect,
+from simulator.store import (ICT, STATE_DDL, GeneratorState, GeneratorStateError, connect, open_state,
                              copy_rows, read_state, write_state)
 
 log = logging.getLogger(__name__)
@@ -357,25 +357,11 @@ def generate(dsn: str, *, province_code: str = "48", until: date, dossiers: int 
     (the daily rate is then kept for extensions). Returns {"days", "inserted", "updates"}.
     Raises GeneratorStateError if the store was generated with another seed, volume or province.
     """
-    if until < START:
-        raise ValueError(f"until {until} is before {START}")
-    if dossiers <= 0:
-        raise ValueError("dossiers must be positive")
     pools = pools_for(province_code)
     conn = connect(dsn)
     try:
-        with conn.cursor() as cur:
-            cur.execute(DDL)
-            state = read_state(cur, SOURCE)
-        conn.commit()
-        if state is None:
-            weights = sum(_day_weight(START + timedelta(days=k)) for k in range((until - START).days + 1))
-            state = GeneratorState(SOURCE, seed, dossiers, province_code, dossiers / weights,
-                                   START - timedelta(days=1))
-        elif (state.seed, state.records, state.province_code) != (seed, dossiers, province_code):
-            raise GeneratorStateError(
-                f"sim store holds public_services for seed={state.seed}, dossiers={state.records}, "
-                f"province={state.province_code}; use a fresh database for other parameters")
+        state = open_state(conn, ddl=DDL, source=SOURCE, volume_name="dossiers", volume=dossiers, seed=seed,
+                           province_code=province_code, start=START, until=until, day_weight=_day_weight)
         totals = {"days": 0, "inserted": 0, "updates": 0}
         day = state.generated_until + timedelta(days=1)
         plans: list[dict] = []

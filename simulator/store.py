@@ -10,6 +10,7 @@ import io
 import json
 import logging
 from dataclasses import dataclass
+from typing import Callable
 from datetime import date, datetime, timedelta, timezone
 
 import psycopg2
@@ -92,3 +93,27 @@ def copy_rows(cur, table: str, columns: tuple[str, ...], rows) -> int:
     buf.seek(0)
     cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buf)
     return n
+
+
+def open_state(conn, *, ddl: str, source: str, volume_name: str, volume: int, seed: int,
+               province_code: str, start: date, until: date,
+               day_weight: Callable[[date], float] = lambda d: 1.0) -> GeneratorState:
+    """Create the source's tables and return its generator state: the stored one (which must
+    have been made with the same seed, volume and province), or a new one whose daily rate
+    spreads `volume` over start..until by `day_weight`. Shared by every generator."""
+    if until < start:
+        raise ValueError(f"until {until} is before {start}")
+    if volume <= 0:
+        raise ValueError(f"{volume_name} must be positive")
+    with conn.cursor() as cur:
+        cur.execute(ddl)
+        state = read_state(cur, source)
+    conn.commit()
+    if state is None:
+        weights = sum(day_weight(start + timedelta(days=k)) for k in range((until - start).days + 1))
+        return GeneratorState(source, seed, volume, province_code, volume / weights, start - timedelta(days=1))
+    if (state.seed, state.records, state.province_code) != (seed, volume, province_code):
+        raise GeneratorStateError(
+            f"sim store holds {source} for seed={state.seed}, {volume_name}={state.records}, "
+            f"province={state.province_code}; use a fresh database for other parameters")
+    return state
