@@ -47,6 +47,8 @@ class BatchPlan:
     window_start: str | None = None   # ISO timestamps with offset
     window_end: str | None = None
     empty_window: bool = False
+    file_name: str | None = None      # file sources: the delivery this batch loads
+    file_date: str | None = None      # its named date (None: undated, e.g. the tracker)
 
     def to_xcom(self) -> dict:
         return dataclasses.asdict(self)
@@ -90,9 +92,8 @@ def register_source(cur, source: Source) -> None:
     )
 
 
-def begin(conn, source: Source, dag_run_id: str, as_of: dt.date, *, key: bytes, province_code: str,
-          batch_name: str | None = None) -> BatchPlan:
-    """Open the run and its batch; compute the window; create the staging table."""
+def open_run(conn, source: Source, dag_run_id: str, as_of: dt.date, *, key: bytes) -> str:
+    """Open (or reopen, on a retry) the source's run; returns its run key."""
     run_key = f"{source.code}/{dag_run_id}"
     with warehouse.transaction(conn) as cur:
         check_pii_key(cur, key)
@@ -111,40 +112,86 @@ def begin(conn, source: Source, dag_run_id: str, as_of: dt.date, *, key: bytes, 
             (source.code,),
         )
         cur.execute(
+            """UPDATE audit.file_delivery SET status = 'failed'
+                WHERE source_code = %s AND status = 'running'""",
+            (source.code,),
+        )
+        cur.execute(
             """INSERT INTO audit.source_run (run_key, source_code, dag_run_id, as_of_date, status)
                VALUES (%s, %s, %s, %s, 'running')
                ON CONFLICT (run_key) DO UPDATE SET status = 'running', started_at = clock_timestamp(),
                    finished_at = NULL, error = NULL, rows_loaded = 0, rows_quarantined = 0""",
             (run_key, source.code, dag_run_id, as_of),
         )
-        window_start = window_end = None
-        empty = False
-        if source.watermark:
-            cur.execute("SELECT watermark FROM audit.watermark WHERE source_code = %s", (source.code,))
-            found = cur.fetchone()
-            from .asof import window_end as end_of
-            window_end = end_of(as_of)
-            window_start = found[0] if found else None
-            empty = window_start is not None and window_start >= window_end
-        name = batch_name or (
-            f"[{window_start.isoformat() if window_start else '-inf'}, {window_end.isoformat()})"
-            if window_end else as_of.isoformat()
-        )
+    return run_key
+
+
+def open_batch(conn, source: Source, run_key: str, as_of: dt.date, *, province_code: str, batch_name: str,
+               window_start: dt.datetime | None = None, window_end: dt.datetime | None = None,
+               empty_window: bool = False, delivery=None) -> BatchPlan:
+    """Record a batch of the run and create its staging table. `delivery` (a file source's
+    extract.file_source.Delivery) is entered in the file ledger in the same transaction."""
+    with warehouse.transaction(conn) as cur:
         cur.execute(
             """INSERT INTO audit.batch (source_code, run_key, as_of_date, batch_name, window_start, window_end, status)
                VALUES (%s, %s, %s, %s, %s, %s, 'running') RETURNING batch_id""",
-            (source.code, run_key, as_of, name, window_start, window_end),
+            (source.code, run_key, as_of, batch_name, window_start, window_end),
         )
         batch_id = cur.fetchone()[0]
+        if delivery is not None:
+            cur.execute(
+                """INSERT INTO audit.file_delivery (source_code, file_name, checksum, size_bytes, modified_at,
+                       named_date, batch_id, status)
+                   VALUES (%s, %s, %s, %s, to_timestamp(%s), %s, %s, 'running')""",
+                (source.code, delivery.name, delivery.checksum, delivery.size, delivery.mtime,
+                 delivery.named_date, batch_id),
+            )
         table = staging.create(cur, source, batch_id)
     plan = BatchPlan(
         source_code=source.code, run_key=run_key, batch_id=batch_id, as_of_date=as_of.isoformat(),
         province_code=province_code, staging_table=table,
         window_start=window_start.isoformat() if window_start else None,
-        window_end=window_end.isoformat() if window_end else None, empty_window=empty,
+        window_end=window_end.isoformat() if window_end else None, empty_window=empty_window,
+        file_name=delivery.name if delivery else None, file_date=delivery.named_date if delivery else None,
     )
-    log.info("batch %s of %s: window %s, staging %s.%s", batch_id, source.code, name, staging.SCHEMA, table)
+    log.info("batch %s of %s: %s, staging %s.%s", batch_id, source.code, batch_name, staging.SCHEMA, table)
     return plan
+
+
+def begin(conn, source: Source, dag_run_id: str, as_of: dt.date, *, key: bytes, province_code: str,
+          batch_name: str | None = None, replay_batch: int | None = None) -> BatchPlan:
+    """Open the run and its one batch (REST and SQL sources): the window runs from the committed
+    watermark to D+1 00:00 +07:00. `replay_batch` reads again the window of that earlier batch
+    (after the source fixed its quarantined rows); the watermark never moves back."""
+    from .asof import window_end as end_of
+
+    run_key = open_run(conn, source, dag_run_id, as_of, key=key)
+    window_start = window_end = None
+    empty = False
+    if source.watermark:
+        with warehouse.transaction(conn) as cur:
+            if replay_batch is not None:
+                cur.execute("SELECT window_start, window_end FROM audit.batch WHERE batch_id = %s AND source_code = %s"
+                            " AND window_end IS NOT NULL", (replay_batch, source.code))
+                found = cur.fetchone()
+                if found is None:
+                    raise BatchFailed(f"{source.code}: no windowed batch {replay_batch} of this source to replay")
+                window_start, window_end = found
+            else:
+                cur.execute("SELECT watermark FROM audit.watermark WHERE source_code = %s", (source.code,))
+                found = cur.fetchone()
+                window_end = end_of(as_of)
+                window_start = found[0] if found else None
+                empty = window_start is not None and window_start >= window_end
+    elif replay_batch is not None:
+        raise BatchFailed(f"{source.code}: only windowed sources replay a batch; re-run its as-of date instead")
+    name = batch_name or (
+        f"[{window_start.isoformat() if window_start else '-inf'}, {window_end.isoformat()})"
+        + (f" replay of batch {replay_batch}" if replay_batch is not None else "")
+        if window_end else as_of.isoformat()
+    )
+    return open_batch(conn, source, run_key, as_of, province_code=province_code, batch_name=name,
+                      window_start=window_start, window_end=window_end, empty_window=empty)
 
 
 # ----------------------------------------------------------------------------- extract
@@ -152,7 +199,7 @@ def begin(conn, source: Source, dag_run_id: str, as_of: dt.date, *, key: bytes, 
 def stage_items(conn, source: Source, plan: BatchPlan, items: Iterable[dict], *, key: bytes) -> tuple[int, str, set[str], set[str]]:
     """COPY items into the (emptied) staging table. Returns rows, checksum, fields seen, extra keys."""
     build = rows.row_builder(source, key, plan.as_of_date, plan.province_code)
-    known = set(source.field_names)
+    known = set(source.field_names) | ({rows.CELL_ERRORS} if source.kind == "file" else set())
     seen: set[str] = set()
     extra: set[str] = set()
     with warehouse.transaction(conn) as cur:
@@ -169,7 +216,7 @@ def stage_items(conn, source: Source, plan: BatchPlan, items: Iterable[dict], *,
             if writer.rows % 100_000 == 0:
                 log.info("%s: %d rows staged", source.code, writer.rows)
         writer.flush()
-    return writer.rows, writer.checksum, seen & known, extra
+    return writer.rows, writer.checksum, seen & set(source.field_names), extra
 
 
 def count_keys(conn, source: Source, plan: BatchPlan) -> int:
@@ -305,73 +352,121 @@ def validate(conn, source: Source, plan: BatchPlan, *, sqlalchemy_url: str) -> d
 
 # ----------------------------------------------------------------------------- publish
 
-def _cccd_fields(source: Source) -> list[str]:
-    return [f.name for f in source.fields if f.pii == "cccd"]
+def _pii_id_fields(source: Source) -> list[str]:
+    return [f.name for f in source.fields if f.pii in ("cccd", "bhyt")]
 
 
-def publish(conn, source: Source, plan: BatchPlan) -> dict:
-    """Quarantine + merge + audit + watermark + run status, in one transaction."""
+def _remove_absent_rows(cur, source: Source, plan: BatchPlan) -> int:
+    """A re-delivered file replaces the rows its earlier delivery brought: core rows of this file
+    name whose key the new delivery no longer contains (quarantined keys ARE contained: their
+    earlier valid version stays) are removed."""
+    match = sql.SQL(" AND ").join(
+        sql.SQL("s.{k} = c.{k}").format(k=sql.Identifier(k)) for k in source.key)
+    schema, table = source.core_table.split(".", 1)
+    cur.execute(sql.SQL(
+        "DELETE FROM {core} c WHERE c.source_file = %(file_name)s"
+        " AND NOT EXISTS (SELECT 1 FROM {staging} s WHERE {match})"
+    ).format(core=sql.Identifier(schema, table), staging=sql.Identifier(staging.SCHEMA, plan.staging_table),
+             match=match), {"file_name": plan.file_name})
+    return cur.rowcount
+
+
+def publish(conn, source: Source, plan: BatchPlan, *, finish_run: bool = True) -> dict:
+    """Quarantine + merge + audit + watermark (+ file ledger) + run status, in one transaction.
+
+    `finish_run=False` for the batches of a file source's run: the run's status is decided by
+    finish_run() once every file was tried (it succeeds only if every batch committed)."""
     t = sql.Identifier(staging.SCHEMA, plan.staging_table)
     rj = sql.Identifier(staging.SCHEMA, rejects_table(plan))
     key_expr = sql.SQL(" || '|' || ").join(sql.SQL("coalesce({}, '')").format(sql.Identifier(k)) for k in source.key)
+    record_date = sql.Identifier(source.record_date) if source.record_date else sql.SQL("NULL::text")
+    record_date_col = sql.SQL("s.{}").format(record_date) if source.record_date else record_date
     # A failing personal-ID column is shown by its mask only, never by its hash.
     value_expr = sql.SQL("to_jsonb(s) ->> r.column_name")
-    for f in _cccd_fields(source):
+    for f in _pii_id_fields(source):
         value_expr = sql.SQL("CASE WHEN starts_with(r.column_name, {p}) THEN s.{m} ELSE {v} END").format(
             p=sql.Literal(f + "_"), m=sql.Identifier(f + "_mask"), v=value_expr)
+    removed = 0
     with warehouse.transaction(conn) as cur:
+        # one publisher per source at a time: file batches of one run may overlap in keys
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('ioc_publish'), hashtext(%s))", (source.code,))
         if plan.empty_window:
             loaded = quarantined = 0
         else:
             cur.execute(sql.SQL(
                 """INSERT INTO quarantine.rejected_row (source_code, batch_id, business_key, record_date, reasons, failing_values)
-                   SELECT %(source)s, %(batch)s, {key_expr}, s.{record_date},
+                   SELECT %(source)s, %(batch)s, {key_expr}, {record_date_col},
                           jsonb_agg(DISTINCT jsonb_build_object('expectation', r.expectation_type, 'column', r.column_name,
                                                                 'reason', r.reason)),
                           coalesce(jsonb_object_agg(r.column_name, left({value_expr}, 200))
                                    FILTER (WHERE r.column_name IS NOT NULL), '{{}}'::jsonb)
                      FROM {t} s JOIN {rj} r USING (_row_id)
-                    GROUP BY s._row_id, {key_expr}, s.{record_date}"""
-            ).format(key_expr=key_expr, record_date=sql.Identifier(source.record_date), value_expr=value_expr, t=t, rj=rj),
+                    GROUP BY s._row_id, {key_expr}, {record_date_col}"""
+            ).format(key_expr=key_expr, record_date_col=record_date_col, value_expr=value_expr, t=t, rj=rj),
                 {"source": source.code, "batch": plan.batch_id})
             quarantined = cur.rowcount
             merge = sql.SQL(warehouse.read_sql(source.merge_sql)).format(staging=t, rejects=rj)
-            cur.execute(merge, {"batch_id": plan.batch_id})
+            cur.execute(merge, {"batch_id": plan.batch_id, "file_name": plan.file_name, "file_date": plan.file_date})
             loaded = cur.rowcount
+            if plan.file_name:
+                removed = _remove_absent_rows(cur, source, plan)
         cur.execute(
             """UPDATE audit.batch SET status = 'committed', rows_loaded = %s, rows_quarantined = %s,
                       finished_at = clock_timestamp() WHERE batch_id = %s""",
             (loaded, quarantined, plan.batch_id),
         )
+        if plan.file_name:
+            cur.execute("UPDATE audit.file_delivery SET status = 'committed', committed_at = clock_timestamp()"
+                        " WHERE batch_id = %s", (plan.batch_id,))
         if plan.window_end and not plan.empty_window:
+            # GREATEST: a replayed older window never moves the watermark back
             cur.execute(
-                """INSERT INTO audit.watermark (source_code, watermark, batch_id) VALUES (%s, %s, %s)
-                   ON CONFLICT (source_code) DO UPDATE SET watermark = EXCLUDED.watermark,
-                       batch_id = EXCLUDED.batch_id, updated_at = clock_timestamp()""",
+                """INSERT INTO audit.watermark AS w (source_code, watermark, batch_id) VALUES (%s, %s, %s)
+                   ON CONFLICT (source_code) DO UPDATE SET watermark = GREATEST(w.watermark, EXCLUDED.watermark),
+                       batch_id = CASE WHEN EXCLUDED.watermark >= w.watermark THEN EXCLUDED.batch_id ELSE w.batch_id END,
+                       updated_at = clock_timestamp()""",
                 (source.code, plan.window_end, plan.batch_id),
             )
-        cur.execute(
-            """UPDATE audit.source_run SET status = 'success', finished_at = clock_timestamp(),
-                      rows_loaded = rows_loaded + %s, rows_quarantined = rows_quarantined + %s, error = NULL
-                WHERE run_key = %s""",
+        status = sql.SQL("status = 'success', finished_at = clock_timestamp(), error = NULL, " if finish_run else "")
+        cur.execute(sql.SQL(
+            """UPDATE audit.source_run SET {status}rows_loaded = rows_loaded + %s, rows_quarantined = rows_quarantined + %s
+                WHERE run_key = %s""").format(status=status),
             (loaded, quarantined, plan.run_key),
         )
-    log.info("%s batch %s committed: %d rows loaded, %d quarantined", source.code, plan.batch_id, loaded, quarantined)
-    return {"rows_loaded": loaded, "rows_quarantined": quarantined}
+    log.info("%s batch %s committed: %d rows loaded, %d quarantined%s", source.code, plan.batch_id, loaded, quarantined,
+             f", {removed} rows of an earlier delivery of {plan.file_name} removed" if removed else "")
+    return {"rows_loaded": loaded, "rows_quarantined": quarantined, "rows_removed": removed}
+
+
+def finish_run(conn, run_key: str, failures: list[str]) -> None:
+    """Close a multi-batch (file source) run: success only if every batch committed."""
+    error = ("; ".join(failures))[:500] if failures else None
+    with warehouse.transaction(conn) as cur:
+        cur.execute(
+            """UPDATE audit.source_run SET status = %s, error = %s, finished_at = clock_timestamp()
+                WHERE run_key = %s""",
+            ("failed" if failures else "success", error, run_key))
 
 
 # ----------------------------------------------------------------------------- failure and cleanup
 
-def fail(conn, plan: BatchPlan, error: str) -> None:
+def fail(conn, plan: BatchPlan, error: str, *, run_too: bool = True) -> None:
     """Record the failure (nothing was published: the publish transaction is all or nothing)."""
     error = error.splitlines()[0][:500] if error else "unknown error"
     with warehouse.transaction(conn) as cur:
         cur.execute(
             "UPDATE audit.batch SET status = 'failed', error = %s, finished_at = clock_timestamp() "
             "WHERE batch_id = %s AND status <> 'committed'", (error, plan.batch_id))
-        cur.execute(
-            "UPDATE audit.source_run SET status = 'failed', error = %s, finished_at = clock_timestamp() WHERE run_key = %s",
-            (error, plan.run_key))
+        cur.execute("UPDATE audit.file_delivery SET status = 'failed' WHERE batch_id = %s AND status <> 'committed'",
+                    (plan.batch_id,))
+        if run_too:
+            fail_run(cur, plan.run_key, error)
+
+
+def fail_run(cur, run_key: str, error: str) -> None:
+    cur.execute(
+        "UPDATE audit.source_run SET status = 'failed', error = %s, finished_at = clock_timestamp() WHERE run_key = %s",
+        (error, run_key))
 
 
 def cleanup(conn, plan: BatchPlan) -> None:

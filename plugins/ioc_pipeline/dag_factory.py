@@ -28,6 +28,9 @@ INGEST_CRON = "30 0 * * *"    # 00:30 local: the night after day D reports day D
 REFRESH_CRON = "30 2 * * *"   # fallback when no ingest published
 AS_OF_PARAM = Param(None, type=["null", "string"], format="date",
                     description="As-of date D (YYYY-MM-DD); empty: the run's own date rule")
+REPLAY_PARAM = Param(None, type=["null", "integer"], minimum=1,
+                     description="Read again the window of this earlier batch (audit.batch.batch_id), e.g. after "
+                                 "the source fixed rows that were quarantined; empty: the normal window")
 
 
 def asset_for(source: Source) -> Asset:
@@ -46,7 +49,11 @@ def _on_failure(context) -> None:
         if plan:
             conn = warehouse.connect()
             try:
-                batch.fail(conn, batch.BatchPlan.from_xcom(plan), f"{ti.task_id}: {reason}")
+                if "batch_id" in plan:
+                    batch.fail(conn, batch.BatchPlan.from_xcom(plan), f"{ti.task_id}: {reason}")
+                else:  # a file source's run: its batches recorded their own outcome
+                    with warehouse.transaction(conn) as cur:
+                        batch.fail_run(cur, plan["run_key"], f"{ti.task_id}: {reason}"[:500])
             finally:
                 conn.close()
     line = notify.failure_line(dag_id, context["run_id"], ti.task_id, reason)
@@ -65,8 +72,9 @@ def _fail_now_if_permanent(exc: Exception) -> None:
     from .batch import BatchFailed
     from .config import ConfigError
     from .extract.rest import SourceError
+    from .validation import SuiteError
 
-    permanent = isinstance(exc, (BatchFailed, ConfigError, AsOfError)) or (
+    permanent = isinstance(exc, (BatchFailed, ConfigError, AsOfError, SuiteError)) or (
         isinstance(exc, SourceError)
         and (exc.attempts == 0 or (exc.status is not None and 300 <= exc.status < 500 and exc.status not in (408, 429)))
     )
@@ -107,7 +115,112 @@ data, and `ioc.source_freshness` shows the failure. The failed task's log and
 - *failed validation*: look at `audit.validation_result` for the batch, and at
   `quarantine.rejected_row`; fix the source or the suite, then re-run the same date
   (re-runs are idempotent).
+{_replay_doc(source) if source.watermark else ""}"""
+
+
+def _replay_doc(source: Source) -> str:
+    return f"""
+**Replay** rows that were quarantined, once the source fixed them without touching their
+`{source.watermark}`: trigger with the `replay_batch` param = the batch id of the quarantine
+(`make quarantine SOURCE={source.code}` lists them); its window is read again and merged (a
+stored version is replaced only by one at least as recent; the watermark never moves back).
 """
+
+
+def _file_doc(source: Source) -> str:
+    return f"""### ingest_{source.code} — {source.title} ({source.owner})
+
+**Reads** the files `{source.files.pattern}` of the landing folder of connection
+`{source.connection}` (type fs, extra `path`), see `shared/spec/sources.md` and
+`docs/file_sources.md`: every delivery named on or before the as-of date D (undated files
+always) that has settled for 60 s and whose (name, checksum) has not loaded yet. Each file is
+one batch; a file delivered again under the same name is a correction that replaces its rows.
+
+**Writes** `{source.core_table}`, `quarantine.rejected_row` (failing rows with reasons,
+personal IDs masked), `audit.file_delivery` (the file ledger), `audit.batch`,
+`audit.validation_result`; publishes the Asset `{source.asset_uri}` when files loaded.
+
+**Checks** `include/expectations/{source.code}.json` (GX suite, run inside PostgreSQL) on each
+file. More than {source.quarantine_threshold:.0%} of a file's keys quarantined, or a critical
+batch-level failure, fails that file only.
+
+**When it fails** the `finish` task lists the files that failed, one line each (also in
+`audit.batch.error` and `ioc.source_freshness.last_error`); the other files loaded. Nothing of a
+failed file was published:
+- *cannot be read* (truncated, not UTF-8, wrong sheet, column missing): ask the department to
+  deliver the file again (same name); the next run loads it;
+- *failed validation*: see `audit.validation_result` and `quarantine.rejected_row` for the batch;
+  fix the file or the suite; a failed file is tried again at every run until it loads;
+- *landing path missing*: fix connection `{source.connection}`.
+"""
+
+
+def build_file_ingest_dag(source: Source) -> DAG:
+    """begin (discover deliveries) -> load_files (one batch per file) -> finish (fail if any file failed)."""
+    outlet = asset_for(source)
+    with DAG(
+        dag_id=source.dag_id,
+        description=f"Load the delivered files of {source.title} into the warehouse",
+        schedule=CronTriggerTimetable(INGEST_CRON, timezone=LOCAL_TZ),
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        default_args=_default_args(),
+        params={"as_of_date": AS_OF_PARAM},
+        tags=[f"sector:{source.sector}", f"kind:{source.kind}", "ingest"],
+        doc_md=_file_doc(source),
+    ) as dag:
+
+        @task
+        def begin(**context) -> dict:
+            """Migrate, resolve the as-of date, open the run, list the deliveries to load."""
+            from . import asof, batch, config, file_batches, warehouse
+            from .extract import file_source
+
+            as_of = asof.from_context(context)
+            root = file_source.landing_root(source)
+            conn = warehouse.connect()
+            try:
+                warehouse.migrate(conn)
+                run_key = batch.open_run(conn, source, context["run_id"], as_of, key=config.pii_key())
+                todo = file_batches.pending(conn, source, root, as_of)
+            finally:
+                conn.close()
+            return {"run_key": run_key, "as_of_date": as_of.isoformat(), "deliveries": [d.to_xcom() for d in todo]}
+
+        @task(outlets=[outlet], retries=2, retry_delay=dt.timedelta(minutes=1), retry_exponential_backoff=True)
+        def load_files(plan: dict, **context) -> dict:
+            """Load each delivery as its own batch; a failed file does not stop the others."""
+            from . import asof, config, file_batches, warehouse
+            from .extract import file_source
+
+            as_of = asof.parse_date(plan["as_of_date"])
+            deliveries = [file_source.Delivery.from_xcom(d) for d in plan["deliveries"]]
+            conn = warehouse.connect()
+            try:
+                result = file_batches.load_all(
+                    conn, source, plan["run_key"], as_of, file_source.landing_root(source), deliveries,
+                    key=config.pii_key(), province_code=config.province_code(),
+                    sqlalchemy_url=config.postgres_params(config.WAREHOUSE_CONN_ID).sqlalchemy_url())
+            finally:
+                conn.close()
+            context["outlet_events"][outlet].extra = {
+                "as_of_date": plan["as_of_date"], "source_code": source.code,
+                **{k: v for k, v in result.items() if k != "failures"}}
+            return result
+
+        @task
+        def finish(result: dict) -> None:
+            """Fail the run, naming every file that failed, if any did (the others loaded)."""
+            from airflow.sdk.exceptions import AirflowFailException
+
+            if result["failures"]:
+                raise AirflowFailException(
+                    f"{source.code}: {len(result['failures'])} of {result['files']} file(s) failed: "
+                    + " | ".join(result["failures"]))
+
+        finish(load_files(begin()))
+    return dag
 
 
 def build_ingest_dag(source: Source) -> DAG:
@@ -120,7 +233,7 @@ def build_ingest_dag(source: Source) -> DAG:
         catchup=False,
         max_active_runs=1,
         default_args=_default_args(),
-        params={"as_of_date": AS_OF_PARAM},
+        params={"as_of_date": AS_OF_PARAM, **({"replay_batch": REPLAY_PARAM} if source.watermark else {})},
         tags=[f"sector:{source.sector}", f"kind:{source.kind}", "ingest"],
         doc_md=_doc(source),
     ) as dag:
@@ -134,8 +247,10 @@ def build_ingest_dag(source: Source) -> DAG:
             conn = warehouse.connect()
             try:
                 warehouse.migrate(conn)
-                plan = batch.begin(conn, source, context["run_id"], as_of,
-                                   key=config.pii_key(), province_code=config.province_code())
+                replay = (context.get("params") or {}).get("replay_batch")
+                plan = batch.begin(conn, source, context["run_id"], as_of, key=config.pii_key(),
+                                   province_code=config.province_code(),
+                                   replay_batch=int(replay) if replay not in (None, "") else None)
             finally:
                 conn.close()
             return plan.to_xcom()
@@ -269,6 +384,6 @@ def build_refresh_dag(sources: list[Source]) -> DAG:
 
 def build_all() -> dict[str, DAG]:
     sources = list(catalog.load().values())
-    dags = {s.dag_id: build_ingest_dag(s) for s in sources}
+    dags = {s.dag_id: (build_file_ingest_dag(s) if s.kind == "file" else build_ingest_dag(s)) for s in sources}
     dags["refresh_ioc_views"] = build_refresh_dag(sources)
     return dags

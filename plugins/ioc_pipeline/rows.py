@@ -8,6 +8,7 @@ mask and the parts the suites check; a name becomes a presence marker.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from typing import Any, Callable
 
@@ -16,8 +17,13 @@ from .catalog import Source
 
 REDACTED = "[redacted]"
 CCCD_SUFFIXES = ("hash", "mask", "well_formed", "prefix_known", "birth_year", "sex")
+# Health-insurance card number: 2 letters, benefit digit, 2-digit province code, 10 digits.
+BHYT_SUFFIXES = ("hash", "mask", "well_formed")
+_BHYT = re.compile(r"[A-Z]{2}[0-9]{13}")
 # Context columns every staging table carries besides the fields.
 CONTEXT_COLUMNS = ("_row_id", "_as_of_date", "_province_code")
+# File sources only: which cells could not be read as the contract says (never their values).
+CELL_ERRORS = "_cell_errors"
 
 
 def clean_text(value: Any) -> str | None:
@@ -50,23 +56,22 @@ def typed_json_text(value: Any, declared: str) -> str | None:
 
 
 def staging_columns(source: Source) -> list[str]:
-    cols = list(CONTEXT_COLUMNS)
-    for f in source.fields:
-        if f.pii == "cccd":
-            cols += [f"{f.name}_{s}" for s in CCCD_SUFFIXES]
-        else:
-            cols.append(f.name)
-    return cols
+    return list(staging_column_types(source))
 
 
 def staging_column_types(source: Source) -> dict[str, str]:
+    """Staging columns in order, with their SQL types (fields are text, derived parts typed)."""
     types = {"_row_id": "bigint", "_as_of_date": "date", "_province_code": "text"}
+    if source.kind == "file":
+        types[CELL_ERRORS] = "text"
     for f in source.fields:
         if f.pii == "cccd":
             types.update({
                 f"{f.name}_hash": "text", f"{f.name}_mask": "text", f"{f.name}_well_formed": "boolean",
                 f"{f.name}_prefix_known": "boolean", f"{f.name}_birth_year": "integer", f"{f.name}_sex": "text",
             })
+        elif f.pii == "bhyt":
+            types.update({f"{f.name}_hash": "text", f"{f.name}_mask": "text", f"{f.name}_well_formed": "boolean"})
         else:
             types[f.name] = "text"
     return types
@@ -86,6 +91,13 @@ def row_builder(source: Source, key: bytes, as_of_date: str, province_code: str)
                 parts = cccd.parse(text)
                 return [pii.keyed_hash(key, text), pii.mask(text), parts.well_formed,
                         parts.prefix_known, parts.birth_year, parts.sex]
+        elif f.pii == "bhyt":
+            def step(item, name=name):
+                text = clean_text(item.get(name))
+                if text is None:
+                    return [None] * len(BHYT_SUFFIXES)
+                text = text.strip()
+                return [pii.keyed_hash(key, text), pii.mask(text), bool(_BHYT.fullmatch(text))]
         elif f.pii == "name":
             def step(item, name=name):
                 return [REDACTED if clean_text(item.get(name)) is not None else None]
@@ -97,8 +109,12 @@ def row_builder(source: Source, key: bytes, as_of_date: str, province_code: str)
                 return [clean_text(item.get(name))]
         steps.append(step)
 
+    file_source = source.kind == "file"
+
     def build(row_id: int, item: dict) -> list:
         row: list = [row_id, as_of_date, province_code]
+        if file_source:
+            row.append(item.get(CELL_ERRORS))
         for step in steps:
             row.extend(step(item))
         return row

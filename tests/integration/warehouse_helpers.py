@@ -102,3 +102,19 @@ def find_leaks(texts, ids, names) -> list[str]:
         for n in range(2, 7):
             grams.update(" ".join(words[k:k + n]) for k in range(len(words) - n + 1))
     return sorted((ids & windows) | (names & grams))
+
+
+def run_file_deliveries(conn, dsn: str, code: str, as_of: dt.date, root, *, run_id: str = "test_run",
+                        key: bytes = KEY, settle_seconds: float = 0) -> dict:
+    """Drive a file source's run like its DAG does: open the run, take the pending deliveries of
+    the landing folder `root` for `as_of`, load each as its own batch, close the run.
+    Returns file_batches.load_all's result (files, files_committed, files_failed, failures, ...)."""
+    from pathlib import Path
+
+    from ioc_pipeline import file_batches
+
+    source = catalog.get(code)
+    run_key = batch.open_run(conn, source, run_id, as_of, key=key)
+    todo = file_batches.pending(conn, source, Path(root), as_of, settle_seconds=settle_seconds)
+    return file_batches.load_all(conn, source, run_key, as_of, Path(root), todo, key=key, province_code=PROVINCE,
+                                 sqlalchemy_url=sqlalchemy_url(dsn))

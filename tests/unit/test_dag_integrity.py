@@ -31,16 +31,35 @@ def test_every_dag_is_documented_owned_tagged_and_serial(dagbag):
             assert t.on_failure_callback, (dag.dag_id, t.task_id)
 
 
+# the task that reads the source (network or landing folder) and the one that publishes the Asset
+READS = {"rest": "extract", "sql": "extract", "file": "load_files"}
+PUBLISHES = {"rest": "publish", "sql": "publish", "file": "load_files"}
+
+
 def test_network_steps_retry_with_backoff(dagbag):
     for s in catalog.load().values():
-        extract = dagbag.dags[s.dag_id].get_task("extract")
+        extract = dagbag.dags[s.dag_id].get_task(READS[s.kind])
         assert extract.retries >= 1 and extract.retry_exponential_backoff
+
+
+def test_file_sources_load_every_file_then_fail_naming_the_failed_ones(dagbag):
+    files = [s for s in catalog.load().values() if s.kind == "file"]
+    assert {s.code for s in files} == {"health_visits", "social_payments", "project06_tracker"}
+    for s in files:
+        dag = dagbag.dags[s.dag_id]
+        assert [t.task_id for t in dag.topological_sort()] == ["begin", "load_files", "finish"]
+        assert "landing folder" in dag.doc_md and s.files.pattern in dag.doc_md
+
+
+def test_windowed_sources_can_replay_a_batch(dagbag):
+    for s in catalog.load().values():
+        assert ("replay_batch" in dagbag.dags[s.dag_id].params) == bool(s.watermark), s.code
 
 
 def test_ingest_publishes_the_asset_refresh_consumes(dagbag):
     refresh = dagbag.dags["refresh_ioc_views"]
     for s in catalog.load().values():
-        publish = dagbag.dags[s.dag_id].get_task("publish")
+        publish = dagbag.dags[s.dag_id].get_task(PUBLISHES[s.kind])
         assert [o.uri for o in publish.outlets] == [s.asset_uri]
     condition = refresh.timetable.asset_condition   # assets OR a nightly cron
     uris = {a.uri for a in getattr(condition, "objects", [condition])}
