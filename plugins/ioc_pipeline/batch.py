@@ -435,7 +435,10 @@ def publish(conn, source: Source, plan: BatchPlan, *, finish_run: bool = True) -
         )
     log.info("%s batch %s committed: %d rows loaded, %d quarantined%s", source.code, plan.batch_id, loaded, quarantined,
              f", {removed} rows of an earlier delivery of {plan.file_name} removed" if removed else "")
-    return {"rows_loaded": loaded, "rows_quarantined": quarantined, "rows_removed": removed}
+    result = {"rows_loaded": loaded, "rows_quarantined": quarantined}
+    if plan.file_name:
+        result["rows_removed"] = removed
+    return result
 
 
 def finish_run(conn, run_key: str, failures: list[str]) -> None:

@@ -167,12 +167,22 @@ def _header(cells: list, name: str, where: str, expected: list[str]) -> list[str
     return header
 
 
+def _utf8_lines(raw, name: str) -> Iterator[str]:
+    """Decode line by line, strictly (a BOM is skipped): invalid bytes make the file unreadable
+    and the message says on which physical line, never what the bytes were."""
+    for number, line in enumerate(raw, 1):
+        if number == 1 and line.startswith(codecs.BOM_UTF8):
+            line = line[len(codecs.BOM_UTF8):]
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FileUnreadable(f"{name}: not valid UTF-8 on line {number} (byte {exc.start + 1}: {exc.reason})") from None
+
+
 def _csv_items(path: Path, name: str, columns: list[str]) -> Iterator[dict]:
     csv.field_size_limit(CSV_FIELD_LIMIT)
     with open(path, "rb") as raw:
-        # strict UTF-8 (a BOM is skipped): invalid bytes make the file unreadable, never mojibake
-        text = codecs.getreader("utf-8-sig")(raw, errors="strict")
-        reader = csv.reader(text, strict=True)
+        reader = csv.reader(_utf8_lines(raw, name), strict=True)
         try:
             try:
                 first = next(reader)
@@ -188,8 +198,6 @@ def _csv_items(path: Path, name: str, columns: list[str]) -> Iterator[dict]:
                     item[CELL_ERRORS] = f"row has {len(row)} fields, header has {width}"
                 item.pop("", None)
                 yield item
-        except UnicodeDecodeError as exc:
-            raise FileUnreadable(f"{name}: not valid UTF-8 near line {reader.line_num + 1} ({exc.reason})") from None
         except csv.Error as exc:
             raise FileUnreadable(f"{name}: not readable as CSV at line {reader.line_num}: {exc}") from None
 
