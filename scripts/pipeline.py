@@ -248,10 +248,18 @@ def main() -> int:
     c.add_argument("source")
     c.add_argument("--suite", help="suite file to try (default include/expectations/<source>.json)")
     c.add_argument("--date", default=DEMO_DATE)
+    sub.add_parser("docs", help="build the data-quality report (Data Docs) from the warehouse and say where it is")
+    q = sub.add_parser("quarantine", help="quarantined rows of a source per batch, with reasons (masked values)")
+    q.add_argument("source")
+    q.add_argument("--batch", type=int, help="only this batch, all its rows")
     args = ap.parse_args()
 
     if args.cmd == "stop":
         return stop()
+    if args.cmd in ("docs", "quarantine"):   # read the warehouse only: no simulator, no pipeline run
+        airflow_env()
+        ensure_warehouse()
+        return docs() if args.cmd == "docs" else quarantine(args.source, args.batch)
     as_of = DEMO_DATE if args.cmd in ("demo", "ui") else args.date
     airflow_env()
     if args.cmd == "check-suite":
@@ -294,6 +302,39 @@ def check_suite(code: str, as_of: str, suite: str | None) -> int:
         print(line)
     failed = [r for r in results if not r.success]
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 0
+
+
+def docs() -> int:
+    from ioc_pipeline import data_docs, warehouse
+
+    conn = warehouse.connect()
+    try:
+        warehouse.migrate(conn)
+        index = data_docs.build(conn)
+    finally:
+        conn.close()
+    print(f"Data Docs: file://{index}")
+    return 0
+
+
+def quarantine(code: str, batch_id: int | None) -> int:
+    from ioc_pipeline import catalog, quarantine_report, warehouse
+
+    source = catalog.get(code)
+    limit = None if batch_id else 20   # one batch: every row; all batches: a sample of each
+    conn = warehouse.connect()
+    try:
+        warehouse.migrate(conn)
+        found = quarantine_report.batches(conn, code, batch_id, limit=limit)
+        still_open = quarantine_report.open_rows(conn, source)
+    finally:
+        conn.close()
+    if batch_id and not found:
+        print(f"{code}: batch {batch_id} quarantined no row (or is not a batch of {code})")
+        return 0
+    for line in quarantine_report.format_report(source, found, still_open, row_limit=limit):
+        print(line)
     return 0
 
 

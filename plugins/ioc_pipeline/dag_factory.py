@@ -378,7 +378,30 @@ def build_refresh_dag(sources: list[Source]) -> DAG:
             finally:
                 conn.close()
 
-        refresh_views()
+        @task
+        def reconcile(**context) -> dict:
+            """Cross-source warnings (deaths before payments and visits) per commune; flags never fail it."""
+            from . import asof, config, reconciliation, warehouse
+
+            conn = warehouse.connect()
+            try:
+                return reconciliation.reconcile(conn, asof.from_context(context), config.province_code())
+            finally:
+                conn.close()
+
+        @task
+        def build_data_docs() -> str:
+            """Rebuild the data-quality report (Data Docs), also after a failed refresh. A teardown:
+            its failure is red and notified, but the run's state stays that of the views."""
+            from . import data_docs, warehouse
+
+            conn = warehouse.connect()
+            try:
+                return str(data_docs.build(conn))
+            finally:
+                conn.close()
+
+        refresh_views() >> reconcile() >> build_data_docs().as_teardown()   # teardown: runs when all done
     return dag
 
 
