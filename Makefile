@@ -9,7 +9,7 @@ DATE ?=
 export GX_ANALYTICS_ENABLED := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test run ui stop lock clean help check-suite
+.PHONY: demo test run ui stop lock clean help check-suite docs quarantine
 
 help:
 	@echo "make demo              whole nightly pipeline on the embedded defaults, then the indicator table"
@@ -17,6 +17,8 @@ help:
 	@echo "make run DATE=YYYY-MM-DD   every ingest DAG, then refresh_ioc_views, for DATE"
 	@echo "make ui                Airflow UI (airflow standalone) on the same configuration"
 	@echo "make check-suite SOURCE=civil_status [SUITE=file.json]   try a suite on a sample of the source"
+	@echo "make docs              build the data-quality report (Data Docs) and print where to open it"
+	@echo "make quarantine SOURCE=civil_status [BATCH=id]   quarantined rows per batch, with reasons"
 	@echo "make stop              stop the simulator and the embedded PostgreSQL"
 
 $(STAMP): requirements.txt constraints.txt
@@ -40,6 +42,14 @@ ui: $(STAMP)
 check-suite: $(STAMP)
 	@test -n "$(SOURCE)" || { echo "usage: make check-suite SOURCE=<source_code> [SUITE=path.json]"; exit 2; }
 	$(PY) scripts/pipeline.py check-suite $(SOURCE) $(if $(SUITE),--suite $(SUITE))
+
+# Data-quality report from the warehouse (also rebuilt by refresh_ioc_views after each run)
+docs: $(STAMP)
+	$(PY) scripts/pipeline.py docs
+
+quarantine: $(STAMP)
+	@test -n "$(SOURCE)" || { echo "usage: make quarantine SOURCE=<source_code> [BATCH=<batch_id>]"; exit 2; }
+	$(PY) scripts/pipeline.py quarantine $(SOURCE) $(if $(BATCH),--batch $(BATCH))
 
 stop: $(STAMP)
 	$(PY) scripts/pipeline.py stop
