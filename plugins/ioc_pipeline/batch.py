@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import re
 from typing import Callable, Iterable, Iterator
 
 from psycopg2 import sql
@@ -211,12 +212,22 @@ def stage_items(conn, source: Source, plan: BatchPlan, items: Iterable[dict], *,
             keys = item.keys()
             seen.update(keys)
             if not keys <= known:
-                extra.update(k for k in keys if k not in known)
+                extra.update(_column_label(k) for k in keys if k not in known)
             writer.write(build(writer.rows + 1, item))
             if writer.rows % 100_000 == 0:
                 log.info("%s: %d rows staged", source.code, writer.rows)
         writer.flush()
     return writer.rows, writer.checksum, seen & set(source.field_names), extra
+
+
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_ .-]{0,62}")
+
+
+def _column_label(name) -> str:
+    """An unknown column's name as recorded for schema drift: hostile names (values pasted into
+    a header, control characters, a personal ID) are not copied into the audit tables."""
+    name = str(name)
+    return name if _COLUMN_NAME.fullmatch(name) and not re.search(r"[0-9]{9}", name) else "<unprintable name>"
 
 
 def count_keys(conn, source: Source, plan: BatchPlan) -> int:
@@ -289,6 +300,27 @@ def dedupe(conn, source: Source, plan: BatchPlan) -> int:
 
 # ----------------------------------------------------------------------------- validate
 
+SCHEMA_DRIFT = "schema_drift_extra_columns"
+SCHEMA_DRIFT_INDEX = -1  # the pipeline's own batch-level check, beside the suite's expectations
+
+
+def _record_schema_drift(cur, source: Source, plan: BatchPlan) -> None:
+    """Unknown extra columns (sources.md: schema drift) are loaded without and reported as a
+    failed WARNING result of the batch, with the validation results analysts read."""
+    cur.execute("SELECT extra_columns FROM audit.batch WHERE batch_id = %s", (plan.batch_id,))
+    extra = (cur.fetchone() or [None])[0]
+    if not extra:
+        return
+    cur.execute(
+        """INSERT INTO audit.validation_result (batch_id, source_code, expectation_index, expectation_type,
+               column_name, severity, row_level, success, observed_value, unexpected_count, reason)
+           VALUES (%s, %s, %s, %s, NULL, 'warning', false, false, %s, %s, %s)""",
+        (plan.batch_id, source.code, SCHEMA_DRIFT_INDEX, SCHEMA_DRIFT, Json(sorted(extra)), len(extra),
+         "the source sent column(s) the contract does not name (schema drift): loaded without them"))
+    log.warning("%s batch %s: schema drift, unknown column(s) %s recorded as a warning result",
+                source.code, plan.batch_id, ", ".join(sorted(extra)))
+
+
 def rejects_table(plan: BatchPlan) -> str:
     return f"{plan.staging_table}_rejects"
 
@@ -313,6 +345,7 @@ def validate(conn, source: Source, plan: BatchPlan, *, sqlalchemy_url: str) -> d
                  Json(r.observed_value), r.element_count, r.unexpected_count,
                  specs[r.index].meta.get("reason"), r.exception),
             )
+        _record_schema_drift(cur, source, plan)
         staging.drop(cur, rejects)
         cur.execute(sql.SQL(
             "CREATE UNLOGGED TABLE {} (_row_id bigint NOT NULL, expectation_index integer NOT NULL,"

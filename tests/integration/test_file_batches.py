@@ -143,3 +143,18 @@ def test_file_rows_keep_no_clear_personal_id(empty_db, tmp_path):
     assert values == {"patient_cccd_well_formed": "048*********", "bhyt_card_no_well_formed": "dn4************"}
     ids = {r[4] for r in rows} | {r[5] for r in rows}
     assert find_leaks(all_text_values(conn), ids, set()) == []
+
+
+def test_unknown_columns_load_and_are_recorded_as_a_schema_drift_warning(empty_db, tmp_path):
+    conn = migrated(empty_db)
+    header = HEADER + ["ghi_chu", "048095000999"]          # a note column, and an ID pasted into the header
+    deliver(tmp_path, "20261118", [visit(f"A{i}") + ["x", "y"] for i in range(5)], header=header)
+    result = run_file_deliveries(conn, empty_db, "health_visits", AS_OF, tmp_path)
+    assert result["files_committed"] == 1 and result["rows_loaded"] == 5
+    with conn.cursor() as cur:
+        cur.execute("""SELECT expectation_type, severity, success, observed_value, unexpected_count
+                         FROM audit.validation_result WHERE expectation_index = -1""")
+        assert cur.fetchall() == [("schema_drift_extra_columns", "warning", False, ["<unprintable name>", "ghi_chu"], 2)]
+        cur.execute("SELECT extra_columns FROM audit.batch")
+        assert cur.fetchone()[0] == ["<unprintable name>", "ghi_chu"]
+    conn.commit()

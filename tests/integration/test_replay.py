@@ -1,0 +1,65 @@
+"""Replaying a quarantined batch (issue 6): the source fixed a row without touching its
+updated_at; a run with replay_batch reads that batch's window again and loads the fixed row,
+and the watermark never moves back."""
+import datetime as dt
+
+import pytest
+
+from ioc_pipeline import batch, catalog
+from tests.integration.test_batch_civil_status import rec
+from tests.integration.warehouse_helpers import KEY, PROVINCE, migrated, sqlalchemy_url
+
+pytestmark = pytest.mark.integration
+
+D1 = dt.date(2026, 11, 19)
+D2 = dt.date(2026, 11, 20)
+
+
+def load(conn, dsn, as_of, items, run_id, replay_batch=None):
+    source = catalog.get("civil_status")
+    plan = batch.begin(conn, source, run_id, as_of, key=KEY, province_code=PROVINCE, replay_batch=replay_batch)
+    try:
+        if not plan.empty_window:
+            stats = batch.extract(conn, source, plan, lambda: (iter(items), lambda: None), key=KEY)
+            batch.record_extract(conn, plan, stats)
+            batch.dedupe(conn, source, plan)
+            batch.validate(conn, source, plan, sqlalchemy_url=sqlalchemy_url(dsn))
+        return plan, batch.publish(conn, source, plan)
+    finally:
+        batch.cleanup(conn, plan)
+
+
+def scalar(conn, query, *args):
+    with conn.cursor() as cur:
+        cur.execute(query, args)
+        value = cur.fetchone()[0]
+    conn.commit()
+    return value
+
+
+def test_replay_reads_the_batch_window_again_and_keeps_the_watermark(empty_db):
+    conn = migrated(empty_db)
+    good = [rec(f"G{i}", subject_cccd=f"048225{i:06d}") for i in range(40)]
+    broken = rec("FIX", registration_type="adoption")
+    plan1, first = load(conn, empty_db, D1, good + [broken], "d1")
+    assert first == {"rows_loaded": 40, "rows_quarantined": 1}
+    plan2, _ = load(conn, empty_db, D2, [], "d2")
+    watermark = scalar(conn, "SELECT watermark FROM audit.watermark")
+    assert watermark == dt.datetime.fromisoformat(plan2.window_end)
+
+    fixed = rec("FIX", registration_type="birth")            # same updated_at: a normal run never sees it
+    plan3, replayed = load(conn, empty_db, D2, good + [fixed], "replay", replay_batch=plan1.batch_id)
+    assert plan3.window_start is None and plan1.window_start is None     # the first window: all history
+    assert dt.datetime.fromisoformat(plan3.window_end) == dt.datetime.fromisoformat(plan1.window_end)
+    assert replayed == {"rows_loaded": 41, "rows_quarantined": 0}
+    assert scalar(conn, "SELECT registration_type FROM core.civil_status WHERE record_id = 'FIX'") == "birth"
+    assert scalar(conn, "SELECT watermark FROM audit.watermark") == watermark
+    assert "replay of batch" in scalar(conn, "SELECT batch_name FROM audit.batch WHERE batch_id = %s", plan3.batch_id)
+
+
+def test_replay_of_an_unknown_batch_or_a_snapshot_source_is_refused(empty_db):
+    conn = migrated(empty_db)
+    with pytest.raises(batch.BatchFailed, match="no windowed batch 999"):
+        batch.begin(conn, catalog.get("civil_status"), "r", D1, key=KEY, province_code=PROVINCE, replay_batch=999)
+    with pytest.raises(batch.BatchFailed, match="only windowed sources replay"):
+        batch.begin(conn, catalog.get("population"), "r", D1, key=KEY, province_code=PROVINCE, replay_batch=1)
