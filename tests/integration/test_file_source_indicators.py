@@ -233,3 +233,28 @@ def test_counts_are_no_data_until_the_tracker_loads_then_zero_when_empty(empty_d
     for code in P06_COUNTS:
         assert got(v, code, "48") == (0, None, 0, "no_target", None), code
     assert got(v, "P06_TASKS_DONE_PCT", "48") == (0, 0, None, "no_data", None)
+
+
+def test_catalog_rows_of_the_file_source_indicators(empty_db):
+    import unicodedata
+
+    conn = migrated(empty_db)
+    with conn.cursor() as cur:
+        cur.execute("""SELECT indicator_code, unit, kind, levels, target_value, source_codes, sector, name_vi, definition
+                         FROM ioc.indicator_catalog
+                        WHERE source_codes IN ('health_visits', 'social_payments', 'project06_tracker')
+                        ORDER BY 1""")
+        rows = cur.fetchall()
+    conn.commit()
+    assert [r[:7] for r in rows] == [
+        ("BHYT_CHIP_ID_VISITS_PCT", "percent", "flow", "province,commune", 100, "health_visits", "health"),
+        ("P06_MODELS_DONE", "count", "stock", "province", None, "project06_tracker", "project06"),
+        ("P06_MODELS_IN_PROGRESS", "count", "stock", "province", None, "project06_tracker", "project06"),
+        ("P06_MODELS_NOT_STARTED", "count", "stock", "province", None, "project06_tracker", "project06"),
+        ("P06_TASKS_DONE_PCT", "percent", "stock", "province", 100, "project06_tracker", "project06"),
+        ("P06_TASKS_OVERDUE", "count", "stock", "province", None, "project06_tracker", "project06"),
+        ("SOCIAL_NONCASH_PCT", "percent", "flow", "province,commune", 100, "social_payments", "social"),
+    ]
+    for r in rows:
+        assert unicodedata.is_normalized("NFC", r[7]) and r[7] != r[7].encode("ascii", "ignore").decode(), r[0]
+        assert r[8].endswith(".") and r[8].count(". ") == 0, r[0]   # one sentence
