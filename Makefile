@@ -20,6 +20,7 @@ help:
 	@echo "make docs              build the data-quality report (Data Docs) and print where to open it"
 	@echo "make quarantine SOURCE=civil_status [BATCH=id]   quarantined rows per batch, with reasons"
 	@echo "make stop              stop the simulator and the embedded PostgreSQL"
+	@echo "make celery-run [DATE=YYYY-MM-DD]   every DAG once on a local CeleryExecutor (Redis + PostgreSQL on 127.0.0.1)"
 
 $(STAMP): requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -71,3 +72,9 @@ clean: stop
 .PHONY: bench  # the bench/ folder would otherwise make the target look up to date
 bench: $(STAMP)
 	$(PY) bench/bench_ingest.py $(BENCH_ARGS)
+
+# Every DAG once on a local CeleryExecutor deployment: api-server, scheduler, dag-processor and a
+# Celery worker against Redis and PostgreSQL on 127.0.0.1 (scripts/celery_run.py --help). Not in `make test`.
+.PHONY: celery-run
+celery-run: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/celery_run.py $(if $(DATE),--date $(DATE)) $(CELERY_RUN_ARGS)
