@@ -41,7 +41,9 @@ def resolve(run_type: str, *, param: Any = None, logical_date: dt.datetime | Non
         return parse_date(param)
     run_type = str(getattr(run_type, "value", run_type))
     if run_type == "asset_triggered":
-        dates = [parse_date(e["as_of_date"]) for e in (asset_event_extras or []) if e and e.get("as_of_date")]
+        # an ingest DAG's own events carry as_of_date; an asset watcher's carry it in its payload
+        extras = [e.get("payload") if isinstance(e.get("payload"), dict) else e for e in (asset_event_extras or []) if e]
+        dates = [parse_date(e["as_of_date"]) for e in extras if e.get("as_of_date")]
         if not dates:
             raise AsOfError("asset-triggered run without an as_of_date in its triggering asset events")
         return max(dates)

@@ -37,6 +37,18 @@ def asset_for(source: Source) -> Asset:
     return Asset(name=f"warehouse_{source.code}", uri=source.asset_uri, group="ioc_warehouse")
 
 
+def landing_asset(source: Source) -> Asset:
+    """A file source's deliveries, watched by the triggerer: a new or changed settled file in the
+    landing folder starts the ingest DAG without waiting for the night (triggers.py)."""
+    from airflow.sdk import AssetWatcher
+
+    from .triggers import LandingDeliveryTrigger
+
+    return Asset(name=f"landing_{source.code}", uri=f"ioc://landing/{source.code}", group="ioc_landing",
+                 watchers=[AssetWatcher(name=f"landing_{source.code}_watcher",
+                                        trigger=LandingDeliveryTrigger(source_code=source.code))])
+
+
 def _on_failure(context) -> None:
     """Task failure callback: record the failed batch, then notify in one line."""
     from . import batch, notify, warehouse
@@ -136,6 +148,10 @@ def _file_doc(source: Source) -> str:
 always) that has settled for 60 s and whose (name, checksum) has not loaded yet. Each file is
 one batch; a file delivered again under the same name is a correction that replaces its rows.
 
+**Runs** nightly (as-of date D = yesterday), when the triggerer sees a new or changed settled
+file in the landing folder (Asset `ioc://landing/{source.code}`; D = yesterday too: a file named
+today waits for the night), or by hand with the `as_of_date` param.
+
 **Writes** `{source.core_table}`, `quarantine.rejected_row` (failing rows with reasons,
 personal IDs masked), `audit.file_delivery` (the file ledger), `audit.batch`,
 `audit.validation_result`; publishes the Asset `{source.asset_uri}` when files loaded.
@@ -161,7 +177,9 @@ def build_file_ingest_dag(source: Source) -> DAG:
     with DAG(
         dag_id=source.dag_id,
         description=f"Load the delivered files of {source.title} into the warehouse",
-        schedule=CronTriggerTimetable(INGEST_CRON, timezone=LOCAL_TZ),
+        # nightly, and on arrival of a delivery (asset watcher on the landing folder)
+        schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(INGEST_CRON, timezone=LOCAL_TZ),
+                                     assets=landing_asset(source)),
         start_date=START,
         catchup=False,
         max_active_runs=1,

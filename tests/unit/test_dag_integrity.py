@@ -49,6 +49,13 @@ def test_file_sources_load_every_file_then_fail_naming_the_failed_ones(dagbag):
         dag = dagbag.dags[s.dag_id]
         assert [t.task_id for t in dag.topological_sort()] == ["begin", "load_files", "finish"]
         assert "landing folder" in dag.doc_md and s.files.pattern in dag.doc_md
+        # nightly OR on arrival: an asset watched by the landing trigger
+        schedule = dag.timetable
+        assert schedule.timetable is not None
+        (landing,) = [schedule.asset_condition]
+        assert landing.uri == f"ioc://landing/{s.code}"
+        (watcher,) = landing.watchers
+        assert watcher.trigger.serialize()[1]["source_code"] == s.code
 
 
 def test_windowed_sources_can_replay_a_batch(dagbag):

@@ -1,0 +1,77 @@
+"""The file sources' on-arrival schedule: the landing trigger fires for deliveries that arrive
+after it started (not for its baseline), only once they settled, and the run it starts resolves
+the as-of date from the event's payload."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import time
+
+import pytest
+
+from ioc_pipeline import asof
+from ioc_pipeline.triggers import LandingDeliveryTrigger, yesterday_local
+
+
+@pytest.fixture
+def landing(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SECTOR_LANDING", json.dumps({"conn_type": "fs", "extra": {"path": str(tmp_path)}}))
+    (tmp_path / "health").mkdir()
+    return tmp_path
+
+
+def deliver(root, name, age=600):
+    path = root / "health" / name
+    path.write_text("visit_id\n")
+    os.utime(path, (time.time() - age, time.time() - age))
+
+
+async def _events(trigger, actions, polls):
+    """Run the trigger for `polls` polls, doing actions[i] before poll i; collect its events."""
+    events = []
+    gen = trigger.run()
+
+    async def consume():
+        async for event in gen:
+            events.append(event.payload)
+
+    task = asyncio.create_task(consume())
+    for i in range(polls):
+        if i < len(actions) and actions[i]:
+            actions[i]()
+        await asyncio.sleep(trigger.poll_seconds)
+    task.cancel()
+    return events
+
+
+def test_fires_for_new_settled_deliveries_only(landing):
+    deliver(landing, "bhyt_visits_48001_20261118.csv")                       # baseline: no event
+    trigger = LandingDeliveryTrigger("health_visits", poll_seconds=0.2, settle_seconds=60)
+    actions = [
+        None,
+        lambda: deliver(landing, "bhyt_visits_48001_20261119.csv"),         # settled: fires
+        lambda: deliver(landing, "bhyt_visits_48002_20261119.csv", age=1),  # still being written: waits
+        lambda: (landing / "health" / "notes.txt").write_text("x"),         # not a delivery
+    ]
+    events = asyncio.run(_events(trigger, actions, polls=6))
+    assert [e["files"] for e in events] == [["health/bhyt_visits_48001_20261119.csv"]]
+    assert events[0]["source_code"] == "health_visits"
+    assert events[0]["as_of_date"] == yesterday_local().isoformat()
+
+
+def test_serializes_for_the_triggerer():
+    path, kwargs = LandingDeliveryTrigger("social_payments", poll_seconds=30).serialize()
+    assert path == "ioc_pipeline.triggers.LandingDeliveryTrigger"
+    assert LandingDeliveryTrigger(**kwargs).serialize() == (path, kwargs)
+
+
+def test_watcher_events_carry_the_as_of_date_in_their_payload():
+    extras = [{"from_trigger": True, "payload": {"as_of_date": "2026-11-19", "files": ["x"]}}]
+    assert asof.resolve("asset_triggered", asset_event_extras=extras) == dt.date(2026, 11, 19)
+
+
+def test_yesterday_is_the_local_calendar_day_before():
+    # 2026-11-20 18:30 UTC is 2026-11-21 01:30 in Asia/Ho_Chi_Minh: yesterday is the 20th
+    assert yesterday_local(dt.datetime(2026, 11, 20, 18, 30, tzinfo=dt.timezone.utc)) == dt.date(2026, 11, 20)
