@@ -196,12 +196,17 @@ def build_file_ingest_dag(source: Source) -> DAG:
             from .extract import file_source
 
             as_of = asof.from_context(context)
-            root = file_source.landing_root(source)
             conn = warehouse.connect()
             try:
                 warehouse.migrate(conn)
                 run_key = batch.open_run(conn, source, context["run_id"], as_of, key=config.pii_key())
-                todo = file_batches.pending(conn, source, root, as_of)
+                try:
+                    todo = file_batches.pending(conn, source, file_source.landing_root(source), as_of)
+                except Exception as exc:  # e.g. no landing folder: the run failed, say so in freshness
+                    with warehouse.transaction(conn) as cur:
+                        batch.fail_run(cur, run_key, f"begin: {exc}"[:500])
+                    _fail_now_if_permanent(exc)
+                    raise
             finally:
                 conn.close()
             return {"run_key": run_key, "as_of_date": as_of.isoformat(), "deliveries": [d.to_xcom() for d in todo]}
