@@ -1,0 +1,39 @@
+"""Fixtures of the reliability tests: the bundled simulator (all REST and SQL sources) serving
+over real HTTP from its own database, with the connections pointed at it."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from simulator import civil_status, land, population, public_services, tuition
+from simulator.server import make_server
+from tests.reliability.support import point_sources
+
+TOKEN = "reliability-token-5b1e"
+SIM_UNTIL = __import__("datetime").date(2026, 11, 20)
+
+
+def generate_all(sim_dsn: str, until=SIM_UNTIL) -> None:
+    """Small stores, each with labelled row faults, under 5 % of a batch."""
+    civil_status.generate(sim_dsn, until=until, records=1500, seed=11)
+    population.generate(sim_dsn, until=until, days=2, seed=10)  # 3 faulty communes on the day
+    public_services.generate(sim_dsn, until=until, dossiers=1500, seed=11)
+    land.generate(sim_dsn, until=until, certificates=600, seed=11)
+    tuition.generate(sim_dsn, until=until, payments=600, seed=11)
+
+
+@pytest.fixture
+def sim(make_database, monkeypatch):
+    """{"dsn", "port", "server"}: a generated simulator serving on a free port."""
+    sim_dsn = make_database("ioc_rel_sim")
+    generate_all(sim_dsn)
+    server = make_server(sim_dsn, port=0, token=TOKEN)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    point_sources(monkeypatch, sim_dsn=sim_dsn, port=port, token=TOKEN)
+    yield {"dsn": sim_dsn, "port": port, "server": server}
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
