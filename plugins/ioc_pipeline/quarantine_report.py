@@ -89,7 +89,10 @@ def batches(conn, source_code: str, batch_id: int | None = None, *, limit: int |
 
 
 def _key_expr(source: Source, alias: str) -> sql.Composable:
-    """The core row's business key in quarantine's form: coalesce(k, '') joined with '|'."""
+    """The core row's business key in quarantine's form: coalesce(k, '') joined with '|'
+    (a single key as itself, so the primary-key index serves the lookup)."""
+    if len(source.key) == 1:
+        return sql.SQL("{}.{}::text").format(sql.Identifier(alias), sql.Identifier(source.key[0]))
     return sql.SQL(" || '|' || ").join(
         sql.SQL("coalesce({}.{}::text, '')").format(sql.Identifier(alias), sql.Identifier(k)) for k in source.key)
 
