@@ -11,6 +11,7 @@ Why this module exists rather than calling GX directly:
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -297,13 +298,13 @@ def _table_shape(engine, schema: str, table: str) -> tuple[set[str], set[str]]:
     return {c["name"] for c in cols}, {str(c["type"]) for c in cols}
 
 
-def _unexpected_row_ids(conn, query: str, qualified: str, row_id_column: str) -> list[int]:
-    """Run an UnexpectedRowsExpectation query ourselves, selecting only the row id column."""
+def _unexpected_row_id_counts(conn, query: str, qualified: str, row_id_column: str) -> list[tuple[int, int]]:
+    """Run an UnexpectedRowsExpectation query ourselves: (row id, rows returned for it), by id."""
     inner = query.format(batch=qualified).rstrip("; \t\r\n\v\f")  # GX's {batch}/{{ }} rules
     col = _quote_ident(row_id_column)
     # newline before ")": a trailing "-- comment" in the query must not swallow the wrapper
-    sql = f"SELECT DISTINCT q.{col} FROM ({inner}\n) AS q ORDER BY 1"
-    return [int(r[0]) for r in conn.execute(sa.text(sql))]
+    sql = f"SELECT q.{col}, count(*) FROM ({inner}\n) AS q GROUP BY 1 ORDER BY 1"
+    return [(int(r[0]), int(r[1])) for r in conn.execute(sa.text(sql))]
 
 
 def _allowed_quotes(spec: ExpectationSpec, columns: set[str], schema: str, table: str) -> set[str]:
@@ -353,23 +354,46 @@ def _result_from_evr(
     return res
 
 
-def _add_unexpected_row_ids(
-    res: ExpectationResult, spec: ExpectationSpec, engine, qualified: str, row_id_column: str
-) -> None:
-    """Fill failing ids (and their count) of an UnexpectedRowsExpectation from our own query."""
+def _unexpected_rows_result(
+    spec: ExpectationSpec, conn, qualified: str, row_id_column: str
+) -> ExpectationResult:
+    """Evaluate an UnexpectedRowsExpectation with ONE query of our own, as GX would judge it
+    (observed value = rows the query returns, success = none), plus the failing row ids.
+    GX is not asked: it would run the same query again only to count its rows."""
+    res = ExpectationResult(
+        index=spec.index, type=spec.type, column=spec.column, severity=spec.severity,
+        row_level=spec.row_level, success=False,
+    )
     try:
-        with engine.connect() as conn:
-            res.failing_row_ids = _unexpected_row_ids(
+        with conn.begin_nested():  # a failing query must not abort the next rule's
+            rows = _unexpected_row_id_counts(
                 conn, spec.kwargs["unexpected_rows_query"], qualified, row_id_column
             )
-    except Exception as exc:  # e.g. the query does not return the row id column
-        res.success, res.exception = False, f"{type(exc).__name__}: {exc}"
-        return
+    except Exception as exc:  # bad SQL, or the query does not return the row id column
+        res.exception = f"{type(exc).__name__}: {exc}"
+        return res
+    res.failing_row_ids = [row_id for row_id, _ in rows]
     res.unexpected_count = len(res.failing_row_ids)
-    if res.success and res.failing_row_ids:  # GX and our query disagree: trust the rows
-        res.success = False
-    elif not res.success and not res.failing_row_ids:  # a failure must name its rows
-        res.exception = f"GX counted {res.observed_value} unexpected rows; the id query found none"
+    res.observed_value = sum(n for _, n in rows)
+    res.success = not rows
+    return res
+
+
+def _gx_suite_without_unexpected_rows(suite: Suite) -> ExpectationSuite | None:
+    """The suite's expectations that GX evaluates (None when there are none), same ids."""
+    kept = [
+        (spec.index, copy.copy(expectation))
+        for spec, expectation in zip(suite.specs, suite.gx_suite.expectations)
+        if spec.type != "unexpected_rows_expectation"
+    ]
+    if not kept:
+        return None
+    if len(kept) == len(suite.specs):
+        return suite.gx_suite
+    gx_suite = ExpectationSuite(name=suite.name, expectations=[e for _, e in kept])
+    for expectation, (index, _) in zip(gx_suite.expectations, kept):
+        expectation.id = str(uuid.UUID(int=index))
+    return gx_suite
 
 
 def validate_table(
@@ -406,27 +430,31 @@ def validate_table(
             "partial_unexpected_count": _ALL_ROWS,
             "return_unexpected_index_query": False,
         }
-        suite_result = batch.validate(suite.gx_suite, result_format=result_format)
-        by_index = {
-            uuid.UUID(evr.expectation_config.id).int: evr
-            for evr in suite_result.results
-            if evr.expectation_config is not None and evr.expectation_config.id
-        }
+        gx_suite = _gx_suite_without_unexpected_rows(suite)
+        by_index = {}
+        if gx_suite is not None:
+            suite_result = batch.validate(gx_suite, result_format=result_format)
+            by_index = {
+                uuid.UUID(evr.expectation_config.id).int: evr
+                for evr in suite_result.results
+                if evr.expectation_config is not None and evr.expectation_config.id
+            }
 
         qualified = f"{_quote_ident(schema)}.{_quote_ident(table)}"
         results: list[ExpectationResult] = []
-        for spec in suite.specs:
-            evr = by_index.get(spec.index)
-            if evr is None:
-                res = _failed(spec, "GX returned no result for this expectation")
-            else:
-                res = _result_from_evr(spec, evr, row_id_column, columns | type_names)
-                if spec.type == "unexpected_rows_expectation" and res.exception is None:
-                    _add_unexpected_row_ids(res, spec, engine, qualified, row_id_column)
-            if res.exception:
-                allowed = _allowed_quotes(spec, columns, schema, table)
-                res.exception = _safe_message(res.exception, allowed)
-            results.append(res)
+        with engine.connect() as conn:
+            for spec in suite.specs:
+                if spec.type == "unexpected_rows_expectation":
+                    res = _unexpected_rows_result(spec, conn, qualified, row_id_column)
+                elif (evr := by_index.get(spec.index)) is None:
+                    res = _failed(spec, "GX returned no result for this expectation")
+                else:
+                    res = _result_from_evr(spec, evr, row_id_column, columns | type_names)
+                if res.exception:
+                    allowed = _allowed_quotes(spec, columns, schema, table)
+                    res.exception = _safe_message(res.exception, allowed)
+                results.append(res)
+            conn.rollback()  # read only
     finally:
         engine.dispose()
     log.info(
