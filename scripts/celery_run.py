@@ -132,6 +132,7 @@ class Processes:
     def __init__(self, logdir: Path):
         self.logdir = logdir
         self.running: list[tuple[Component, subprocess.Popen]] = []
+        self.peak_rss_mb: dict[str, float] = {}
 
     def start(self, comp: Component) -> None:
         out = open(self.logdir / f"{comp.name}.log", "ab")
@@ -140,9 +141,19 @@ class Processes:
         log(f"started {comp.name} (pid {proc.pid}): {' '.join(comp.argv)}")
 
     def check_alive(self) -> None:
+        """Fail if a component died; on the way, sample each one's memory (with its task processes)."""
+        import psutil
+
         for comp, proc in self.running:
             if proc.poll() is not None:
                 raise SystemExit(f"{comp.name} exited with {proc.returncode}; see {self.logdir / comp.name}.log")
+            try:
+                tree = [psutil.Process(proc.pid)]
+                tree += tree[0].children(recursive=True)
+                rss = sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20
+            except psutil.Error:  # a task process ended while being read: next sample
+                continue
+            self.peak_rss_mb[comp.name] = max(rss, self.peak_rss_mb.get(comp.name, 0.0))
 
     def stop(self) -> None:
         # worker first (warm shutdown of its tasks), api-server last
@@ -227,6 +238,15 @@ def run_report(params: dict, meta_db: str, dag_id: str, run_id: str, executors: 
     text = (f"executor={','.join(names) or 'none'} celery_tasks={celery}/{len(rows)} "
             f"queue={','.join(queues) or '-'} worker_host={','.join(hosts) or '-'}")
     return text + (f" failed_tasks={','.join(failed)}" if failed else "")
+
+
+def task_summary(params: dict, meta_db: str, run_ids: list[str]) -> str:
+    """Task instances run, their summed and longest durations (what sizing a worker pool needs)."""
+    n, total, longest = _query(params, meta_db, """
+        SELECT count(*), coalesce(sum(extract(epoch FROM end_date - start_date)), 0),
+               coalesce(max(extract(epoch FROM end_date - start_date)), 0)
+          FROM task_instance WHERE run_id = ANY(%s) AND state IN ('success', 'failed')""", (run_ids,))[0]
+    return f"{n} task instances ran, {float(total):.0f}s of task time in all, the longest {float(longest):.0f}s"
 
 
 def _drop_redis_queue(broker_url: str, queue: str) -> None:
@@ -340,6 +360,9 @@ def main() -> int:
         executors = executors_from_scheduler_log((logdir / "scheduler.log").read_text(errors="replace"))
         for dag_id, run_id in (runs | refresh).items():
             print(f"{dag_id} {states[dag_id]} {run_report(params, meta_db, dag_id, run_id, executors)}", flush=True)
+        log(task_summary(params, meta_db, sorted(set((runs | refresh).values()))))
+        log("peak RSS (MB, with child processes): "
+            + ", ".join(f"{name} {mb:.0f}" for name, mb in procs.peak_rss_mb.items()))
         failed = any(states[d] != "success" for d in states)
         return 1 if failed else 0
     finally:
