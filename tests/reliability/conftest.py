@@ -23,11 +23,7 @@ def generate_all(sim_dsn: str, until=SIM_UNTIL) -> None:
     tuition.generate(sim_dsn, until=until, payments=600, seed=11)
 
 
-@pytest.fixture
-def sim(make_database, monkeypatch):
-    """{"dsn", "port", "server"}: a generated simulator serving on a free port."""
-    sim_dsn = make_database("ioc_rel_sim")
-    generate_all(sim_dsn)
+def _serve(sim_dsn, monkeypatch):
     server = make_server(sim_dsn, port=0, token=TOKEN)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -37,3 +33,19 @@ def sim(make_database, monkeypatch):
     server.shutdown()
     server.server_close()
     thread.join(5)
+
+
+@pytest.fixture
+def sim(make_database, monkeypatch):
+    """{"dsn", "port", "server"}: every REST and SQL source generated, served on a free port."""
+    sim_dsn = make_database("ioc_rel_sim")
+    generate_all(sim_dsn)
+    yield from _serve(sim_dsn, monkeypatch)
+
+
+@pytest.fixture
+def civil_sim(make_database, monkeypatch):
+    """The same with civil_status only (the REST protocol tests): quicker."""
+    sim_dsn = make_database("ioc_rel_sim")
+    civil_status.generate(sim_dsn, until=SIM_UNTIL, records=1500, seed=11)
+    yield from _serve(sim_dsn, monkeypatch)
