@@ -46,9 +46,7 @@ SOURCES = ("civil_status", "tuition", "land", "health_visits")
 DEFAULT_ROWS = (100_000, 1_000_000)
 UNTIL = dt.date(2026, 11, 19)     # last generated day (a Thursday); the run's as-of date
 SEED = 11
-STEPS = ("begin", "extract", "record_extract", "dedupe", "validate", "publish", "cleanup")
-BATCH_STEPS = {"extract": "extract", "record_extract": "record_extract", "dedupe": "dedupe",
-               "validate": "validate", "publish": "publish", "cleanup": "cleanup"}
+STEPS = ("begin", "extract", "record_extract", "dedupe", "validate", "publish", "cleanup")  # ingest_path.STEPS
 
 
 # ----------------------------------------------------------------------------- ingest child
@@ -56,64 +54,29 @@ BATCH_STEPS = {"extract": "extract", "record_extract": "record_extract", "dedupe
 def ingest_child(code: str, wh_dsn: str, as_of: str, key_hex: str, landing: str | None) -> dict:
     """Runs in a spawned process: the real path of one source, each step timed."""
     benchlib.child_logging("ingest")
-    from ioc_pipeline import batch, catalog, file_batches, warehouse
-    from ioc_pipeline.extract import fetchers
+    from ioc_pipeline import catalog, warehouse
+    import ingest_path
 
     import airflow.sdk  # noqa: F401  (already imported in an Airflow worker: keep it out of the timings)
 
-    key, source, day = key_hex.encode(), catalog.get(code), dt.date.fromisoformat(as_of)
-    url = benchlib.sqlalchemy_url(wh_dsn)
     t0 = time.perf_counter()
     conn = warehouse.connect(wh_dsn, application_name="ioc_bench")
     warehouse.migrate(conn)
     migrate_s = time.perf_counter() - t0
     log.info("warehouse migrated in %.1f s", migrate_s)
 
-    timer = benchlib.StepTimer()
-    removed: list[int] = []
-    dedupe = batch.dedupe
-    batch.dedupe = lambda *a, **kw: removed.append(dedupe(*a, **kw)) or removed[-1]  # keep its count
-    timer.instrument(batch, BATCH_STEPS)
-    run_id = f"bench_{uuid.uuid4().hex[:8]}"
+    timer = ingest_path.Recorder()
     start = time.perf_counter()
-    if source.kind == "file":
-        root = Path(landing)
-        run_key = timer.run("begin", batch.open_run, conn, source, run_id, day, key=key)
-        todo = timer.run("begin", file_batches.pending, conn, source, root, day, settle_seconds=0)
-        result = file_batches.load_all(conn, source, run_key, day, root, todo, key=key, province_code=PROVINCE,
-                                       sqlalchemy_url=url)
-        if result["failures"]:
-            raise RuntimeError("; ".join(result["failures"]))
-        total = time.perf_counter() - start
-        with conn.cursor() as cur:
-            cur.execute("SELECT sum(rows_read), sum(distinct_keys) FROM audit.batch WHERE run_key = %s", (run_key,))
-            rows_read, distinct = cur.fetchone()
-        conn.commit()
-        out = {"rows_read": int(rows_read), "distinct_keys": int(distinct), "quarantined": result["rows_quarantined"],
-               "rows_loaded": result["rows_loaded"], "window_end": None}
-    else:
-        plan = timer.run("begin", batch.begin, conn, source, run_id, day, key=key, province_code=PROVINCE)
-        try:
-            stats = batch.extract(conn, source, plan, fetchers.fetcher_for(source, plan), key=key)
-            batch.record_extract(conn, plan, stats)
-            batch.dedupe(conn, source, plan)
-            summary = batch.validate(conn, source, plan, sqlalchemy_url=url)
-            published = batch.publish(conn, source, plan)
-        except Exception as exc:
-            batch.fail(conn, plan, str(exc))
-            raise
-        finally:
-            batch.cleanup(conn, plan)
-        total = time.perf_counter() - start
-        out = {"rows_read": stats.rows_read, "distinct_keys": stats.distinct_keys,
-               "quarantined": summary["quarantined"], "rows_loaded": published["rows_loaded"],
-               "window_end": plan.window_end}
+    out = ingest_path.run_source(conn, catalog.get(code), dt.date.fromisoformat(as_of), key=key_hex.encode(),
+                                 sqlalchemy_url=benchlib.sqlalchemy_url(wh_dsn), timer=timer,
+                                 landing=Path(landing) if landing else None)
+    total = time.perf_counter() - start
     conn.close()
     times = {s: timer.wall.get(s, 0.0) for s in STEPS}
     cpu = {s: timer.cpu.get(s, 0.0) for s in STEPS}
     times.update(total=total, migrate=migrate_s)
     cpu["total"] = sum(cpu.values())
-    return {**out, "times": times, "cpu": cpu, "duplicates_removed": sum(removed)}
+    return {**out, "times": times, "cpu": cpu, "duplicates_removed": timer.removed}
 
 
 # ----------------------------------------------------------------------------- the sources' data and baselines

@@ -52,11 +52,12 @@ def _row(rng: random.Random, i: int, facility: str, day: date, communes: tuple[s
     return row
 
 
-def write(landing: Path, n: int, *, day: date, province: str = "48", seed: int = 11) -> tuple[Path, int, list[str]]:
+def write(landing: Path, n: int, *, day: date, province: str = "48", seed: int = 11,
+          facility_no: int = 1) -> tuple[Path, int, list[str]]:
     """Write ~n visits (+ REPEAT_RATE repeated ids) of one facility on `day`; returns (path, data rows, header)."""
-    rng = random.Random(f"{seed}:bench-health:{day.isoformat()}")
+    facility = f"{province}{facility_no:03d}"
+    rng = random.Random(f"{seed}:bench-health:{facility}:{day.isoformat()}")
     pools = communes_for(province)
-    facility = f"{province}001"
     path = landing / file_name(facility, day)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = 0

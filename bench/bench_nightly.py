@@ -1,0 +1,228 @@
+"""Benchmark: the nightly incremental cycle and refresh_ioc_views at province scale.
+
+Why: operations.md's night has a window; the cycle's wall time (every ingest DAG for one day
+of deltas, then the refresh) is what must fit in it, on a warehouse that already holds years of
+history, and the IOC's view refresh alone is what an operator re-runs by hand.
+
+1. fresh databases; the simulator generates a province-scale history up to D-1 (civil_status,
+   population, public_services, land, tuition) and health_visits CSVs (one per facility and
+   day) for the last days up to D-1 (bench/health_csv.py); not timed;
+2. a spawned child loads that history through the real path, as-of D-1 (not timed, reported);
+3. the simulator extends every source to D (one day of new records and of updates to old ones)
+   and the facilities deliver D's files;
+4. a fresh spawned child times, for as-of D, what the DAG tasks run: for each ingest DAG its
+   migration check, begin, extract, dedupe, validate, publish, cleanup (file source: discover +
+   one batch per file), then refresh_ioc_views' three tasks (refresh.refresh, reconcile,
+   data_docs.build); then refresh.refresh alone, REPEATS times.
+
+Ingest DAGs run one after the other here: the sum is the cycle's worst case (Airflow may run
+them in parallel on more workers). The REST sources are served by `python -m simulator serve`
+in its own process. Databases are named ioc_bench_* and dropped at the end, also on error.
+
+    python bench/bench_nightly.py [--civil-status 1000000] [--date 2026-11-20] [--server ...]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402  (also puts the package and the simulator on sys.path)
+import health_csv  # noqa: E402
+from benchlib import PROVINCE  # noqa: E402
+
+log = logging.getLogger("bench_nightly")
+
+SEED = 11
+REPEATS = 3
+CYCLE_STEPS = ("begin", "extract", "dedupe", "validate", "publish", "cleanup")
+SOURCES = ("civil_status", "population", "public_services", "land", "tuition", "health_visits")
+
+
+def generate(sim_dsn: str, landing: Path, until: dt.date, scale: dict) -> dict:
+    """Generate (or extend) every simulated source up to `until`; returns generated counts."""
+    from simulator import civil_status, land, population, public_services, tuition
+
+    counts = {
+        "civil_status": civil_status.generate(sim_dsn, until=until, records=scale["civil_status"], seed=SEED)["inserted"],
+        "population": population.generate(sim_dsn, until=until, days=scale["population_days"], seed=SEED)["rows"],
+        "public_services": public_services.generate(sim_dsn, until=until, dossiers=scale["public_services"],
+                                                    seed=SEED)["inserted"],
+        "land": land.generate(sim_dsn, until=until, certificates=scale["land"], seed=SEED)["inserted"],
+        "tuition": tuition.generate(sim_dsn, until=until, payments=scale["tuition"], seed=SEED)["rows"],
+    }
+    days = [until - dt.timedelta(days=k) for k in range(scale["health_days"])]
+    rows = 0
+    for day in days:
+        if (landing / "health" / health_csv.file_name(f"{PROVINCE}001", day).split("/")[-1]).exists():
+            continue  # delivered by an earlier call
+        for fac in range(1, scale["facilities"] + 1):
+            rows += health_csv.write(landing, scale["visits_per_day"] // scale["facilities"], day=day,
+                                     province=PROVINCE, seed=SEED, facility_no=fac)[1]
+    counts["health_visits"] = rows
+    return counts
+
+
+def cycle_child(wh_dsn: str, as_of: str, key_hex: str, landing: str, phase: str) -> dict:
+    """Spawned: every ingest path for `as_of` (phase 'history' or 'cycle'), then (cycle) the refresh."""
+    benchlib.child_logging(phase)
+    from ioc_pipeline import catalog, data_docs, reconciliation, refresh, warehouse
+    import ingest_path
+
+    import airflow.sdk  # noqa: F401  (already imported in an Airflow worker)
+
+    day, key = dt.date.fromisoformat(as_of), key_hex.encode()
+    url = benchlib.sqlalchemy_url(wh_dsn)
+    conn = warehouse.connect(wh_dsn, application_name=f"ioc_bench_{phase}")
+    if phase == "history":
+        warehouse.migrate(conn)
+    timer = ingest_path.Recorder()
+    out: dict = {"sources": {}}
+    start = time.perf_counter()
+    for code in SOURCES:
+        timer.reset()
+        t = time.perf_counter()
+        try:
+            got = ingest_path.run_source(conn, catalog.get(code), day, key=key, sqlalchemy_url=url, timer=timer,
+                                         landing=Path(landing), migrate=phase == "cycle")
+            got["status"] = "success"
+        except Exception as exc:  # the DAG run fails; the others and the refresh still run
+            log.error("%s %s failed: %s", phase, code, exc)
+            got = {"rows_read": 0, "rows_loaded": 0, "quarantined": 0, "status": f"failed: {str(exc)[:120]}"}
+        got["seconds"] = time.perf_counter() - t
+        got["steps"] = dict(timer.wall)
+        out["sources"][code] = got
+        log.info("%s %s: %.1f s, %s", phase, code, got["seconds"], got)
+    if phase == "history" and (failed := [c for c, g in out["sources"].items() if g["status"] != "success"]):
+        raise RuntimeError(f"history load failed for {', '.join(failed)}")
+    out["ingest_s"] = time.perf_counter() - start
+    if phase == "cycle":
+        refresh_steps = {}
+        t = time.perf_counter()
+        refresh_steps["refresh"] = refresh.refresh(conn, day, PROVINCE)["rows"], time.perf_counter() - t
+        t = time.perf_counter()
+        reconciliation.reconcile(conn, day, PROVINCE)
+        refresh_steps["reconcile"] = None, time.perf_counter() - t
+        t = time.perf_counter()
+        data_docs.build(conn, Path(landing).parent / "data_docs")
+        refresh_steps["data_docs"] = None, time.perf_counter() - t
+        out["refresh_dag"] = refresh_steps
+        out["cycle_s"] = time.perf_counter() - start
+        alone = []
+        for _ in range(REPEATS):  # the view refresh an operator re-runs: same date, warm cache
+            t = time.perf_counter()
+            refresh.refresh(conn, day, PROVINCE)
+            alone.append(time.perf_counter() - t)
+        out["refresh_alone"] = alone
+        with warehouse.transaction(conn) as cur:
+            cur.execute("SELECT pg_size_pretty(pg_database_size(current_database()))")
+            out["db_size"] = cur.fetchone()[0]
+            cur.execute("SELECT count(*) FROM mart.indicator_history WHERE as_of_date = %s", (day,))
+            out["indicator_rows"] = cur.fetchone()[0]
+    conn.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--date", type=dt.date.fromisoformat, default=dt.date(2026, 11, 20), help="the cycle's as-of date D")
+    ap.add_argument("--civil-status", type=int, default=1_000_000, help="civil-status records 2005..D-1")
+    ap.add_argument("--public-services", type=int, default=500_000, help="dossiers 2024..D-1")
+    ap.add_argument("--land", type=int, default=300_000, help="land certificates 2012..D-1")
+    ap.add_argument("--tuition", type=int, default=500_000, help="school-fee payments 2024..D-1")
+    ap.add_argument("--visits-per-day", type=int, default=15_000, help="health-insurance visits a day")
+    ap.add_argument("--facilities", type=int, default=20, help="health facilities (one CSV each a day)")
+    ap.add_argument("--health-days", type=int, default=7, help="days of health files before D")
+    ap.add_argument("--population-days", type=int, default=60)
+    ap.add_argument("--server", default="")
+    args = ap.parse_args(argv)
+    scale = {"civil_status": args.civil_status, "public_services": args.public_services, "land": args.land,
+             "tuition": args.tuition, "visits_per_day": args.visits_per_day, "facilities": args.facilities,
+             "health_days": args.health_days, "population_days": args.population_days}
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    day, before = args.date, args.date - dt.timedelta(days=1)
+
+    params, label, started_here = benchlib.resolve_server(args.server)
+    created: list[str] = []
+    sim_proc = None
+    conn_envs = ("AIRFLOW_CONN_SECTOR_CIVIL_STATUS", "AIRFLOW_CONN_SECTOR_POPULATION",
+                 "AIRFLOW_CONN_SECTOR_PUBLIC_SERVICES", "AIRFLOW_CONN_SECTOR_LAND", "AIRFLOW_CONN_SECTOR_TUITION")
+    try:
+        info = benchlib.machine(params, label)
+        with tempfile.TemporaryDirectory(prefix="ioc_bench_nightly_") as tmp:
+            os.environ["AIRFLOW_HOME"] = str(Path(tmp) / "airflow")
+            landing = Path(tmp) / "landing"
+            landing.mkdir()
+            wh_dsn = benchlib.create_database(params, "wh", created)
+            sim_dsn = benchlib.create_database(params, "sim", created)
+            t = time.perf_counter()
+            history = generate(sim_dsn, landing, before, scale)
+            gen_s = time.perf_counter() - t
+            log.info("history up to %s generated in %.0f s: %s", before, gen_s, history)
+
+            token = uuid.uuid4().hex
+            sim_proc, port = benchlib.start_simulator(sim_dsn, token, Path(tmp) / "simulator.log")
+            for env in conn_envs[:3]:
+                os.environ[env] = benchlib.rest_conn_json(port, token)
+            for env in conn_envs[3:]:
+                os.environ[env] = benchlib.pg_conn_json(sim_dsn)
+            key_hex = os.urandom(32).hex()
+
+            t = time.perf_counter()
+            loaded = benchlib.run_in_child(cycle_child, wh_dsn, before.isoformat(), key_hex, str(landing), "history")
+            load_s = time.perf_counter() - t
+            log.info("history loaded in %.0f s", load_s)
+
+            t = time.perf_counter()
+            deltas = generate(sim_dsn, landing, day, scale)
+            delta_s = time.perf_counter() - t
+            log.info("deltas of %s generated in %.1f s: %s", day, delta_s, deltas)
+
+            load_before = os.getloadavg()
+            cycle = benchlib.run_in_child(cycle_child, wh_dsn, day.isoformat(), key_hex, str(landing), "cycle")
+            load_after = os.getloadavg()
+    finally:
+        if sim_proc is not None:
+            benchlib.stop_process(sim_proc)
+        for env in conn_envs:
+            os.environ.pop(env, None)
+        benchlib.drop_databases(params, created)
+        benchlib.stop_embedded(started_here)
+
+    print()
+    print(benchlib.machine_line(info, load_before, load_after) + " (during the timed cycle)")
+    print(f"history up to {before}: generated in {gen_s:.0f} s, loaded through the pipeline in {load_s:.0f} s "
+          f"(not timed): " + ", ".join(f"{c} {loaded['sources'][c]['rows_loaded']:,}" for c in SOURCES))
+    print(f"deltas for {day}: generated in {delta_s:.1f} s; warehouse after the cycle {cycle['db_size']}")
+    print(f"nightly cycle for {day}, every ingest path then refresh_ioc_views, one after the other:")
+    lines = []
+    for code in SOURCES:
+        s = cycle["sources"][code]
+        st = s["steps"]
+        lines.append((code, s["status"].split(":")[0], f"{s['rows_read']:,}", f"{s['rows_loaded']:,}", f"{s['quarantined']:,}",
+                      *(f"{st.get(k, 0.0):.1f}" for k in CYCLE_STEPS), f"{s['seconds']:.1f}"))
+    for name, (rows, secs) in cycle["refresh_dag"].items():
+        lines.append((f"refresh_ioc_views.{name}", "success", f"{rows:,}" if rows is not None else "", "", "",
+                      *("" for _ in CYCLE_STEPS), f"{secs:.1f}"))
+    lines.append(("total (cycle)", "", "", "", "", *("" for _ in CYCLE_STEPS), f"{cycle['cycle_s']:.1f}"))
+    print(benchlib.format_table(("task", "status", "rows read", "loaded", "quarantined", *(f"{k} s" for k in CYCLE_STEPS),
+                                 "wall s"), lines))
+    for code in SOURCES:
+        if cycle["sources"][code]["status"] != "success":
+            print(f"  {code}: {cycle['sources'][code]['status']}")
+    alone = cycle["refresh_alone"]
+    print(f"refresh_ioc_views' refresh.refresh alone for {day} ({cycle['indicator_rows']} indicator rows), "
+          f"{REPEATS} runs: " + ", ".join(f"{s:.2f}" for s in alone) + f" s (median {statistics.median(alone):.2f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""One source's run for an as-of date, driven through the functions the DAG tasks call
+(dag_factory.build_ingest_dag / build_file_ingest_dag), with every step timed by a StepTimer.
+
+Used by bench_ingest (one source, N rows) and bench_nightly (every source, one day). Import it
+only in the spawned child: it imports the pipeline.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+
+from benchlib import PROVINCE, StepTimer
+from ioc_pipeline import batch, file_batches, warehouse
+from ioc_pipeline.catalog import Source
+from ioc_pipeline.extract import fetchers
+
+STEPS = ("begin", "extract", "record_extract", "dedupe", "validate", "publish", "cleanup")
+_BATCH_STEPS = {"extract": "extract", "record_extract": "record_extract", "dedupe": "dedupe",
+                "validate": "validate", "publish": "publish", "cleanup": "cleanup"}
+
+
+class Recorder(StepTimer):
+    """A StepTimer on the batch module's steps that also keeps what dedupe removed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.removed = 0
+        dedupe = batch.dedupe
+
+        def counted(*a, **kw):
+            n = dedupe(*a, **kw)
+            self.removed += n
+            return n
+
+        batch.dedupe = counted
+        self.instrument(batch, _BATCH_STEPS)
+
+    def reset(self) -> None:
+        self.wall.clear()
+        self.cpu.clear()
+        self.removed = 0
+
+
+def run_source(conn, source: Source, as_of: dt.date, *, key: bytes, sqlalchemy_url: str, timer: Recorder,
+               landing: Path | None = None, migrate: bool = False) -> dict:
+    """begin..cleanup of a REST/SQL source, or begin (discover) + load_all of a file source.
+    `migrate`: also run the migration check every DAG's begin task runs (timed under begin)."""
+    run_id = f"bench_{uuid.uuid4().hex[:8]}"
+    if migrate:
+        timer.run("begin", warehouse.migrate, conn)
+    if source.kind == "file":
+        run_key = timer.run("begin", batch.open_run, conn, source, run_id, as_of, key=key)
+        todo = timer.run("begin", file_batches.pending, conn, source, landing, as_of, settle_seconds=0)
+        result = file_batches.load_all(conn, source, run_key, as_of, landing, todo, key=key, province_code=PROVINCE,
+                                       sqlalchemy_url=sqlalchemy_url)
+        if result["failures"]:
+            raise RuntimeError("; ".join(result["failures"]))
+        with warehouse.transaction(conn) as cur:
+            cur.execute("SELECT coalesce(sum(rows_read), 0), coalesce(sum(distinct_keys), 0) FROM audit.batch"
+                        " WHERE run_key = %s", (run_key,))
+            rows_read, distinct = cur.fetchone()
+        return {"rows_read": int(rows_read), "distinct_keys": int(distinct), "quarantined": result["rows_quarantined"],
+                "rows_loaded": result["rows_loaded"], "window_end": None, "files": result["files"]}
+    plan = timer.run("begin", batch.begin, conn, source, run_id, as_of, key=key, province_code=PROVINCE)
+    if plan.empty_window:  # what the DAG's tasks do: nothing to extract, publish moves nothing
+        published = batch.publish(conn, source, plan)
+        batch.cleanup(conn, plan)
+        return {"rows_read": 0, "distinct_keys": 0, "quarantined": 0, "rows_loaded": published["rows_loaded"],
+                "window_end": plan.window_end}
+    try:
+        stats = batch.extract(conn, source, plan, fetchers.fetcher_for(source, plan), key=key)
+        batch.record_extract(conn, plan, stats)
+        batch.dedupe(conn, source, plan)
+        summary = batch.validate(conn, source, plan, sqlalchemy_url=sqlalchemy_url)
+        published = batch.publish(conn, source, plan)
+    except Exception as exc:
+        batch.fail(conn, plan, str(exc))
+        raise
+    finally:
+        batch.cleanup(conn, plan)
+    return {"rows_read": stats.rows_read, "distinct_keys": stats.distinct_keys, "quarantined": summary["quarantined"],
+            "rows_loaded": published["rows_loaded"], "window_end": plan.window_end}
