@@ -134,8 +134,9 @@ def pools_for(province_code: str, facilities: int) -> Pools:
     for i in range(facilities):
         legacy = rng.choice(mapped)
         weight = 3.0 if i == 0 else rng.uniform(0.5, 1.6)   # the provincial general hospital first
+        # export tools differ: every third one writes a BOM, every other one CRLF
         drawn.append((f"{province_code}{i + 1:03d}", legacy, ref.to_2025(legacy), weight,
-                      rng.random() < 0.35, rng.choice(("\r\n", "\n")), rng.uniform(-0.08, 0.08)))
+                      i % 3 == 1, "\r\n" if i % 2 == 0 else "\n", rng.uniform(-0.08, 0.08)))
     total = sum(w for _, _, _, w, _, _, _ in drawn)
     return Pools(communes, tuple(Facility(c, lg, nw, w / total, bom, le, off)
                                  for c, lg, nw, w, bom, le, off in drawn))
