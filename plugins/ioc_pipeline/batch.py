@@ -72,6 +72,9 @@ class ExtractStats:
 def check_pii_key(cur, key: bytes) -> None:
     """Refuse to run with a key other than the one the warehouse was filled with."""
     fp = pii.key_fingerprint(key)
+    # Serialise first use: ingest DAGs starting together on a fresh warehouse (parallel workers)
+    # must agree on one key, not race to insert two.
+    cur.execute("LOCK TABLE audit.pii_key IN SHARE ROW EXCLUSIVE MODE")
     cur.execute("SELECT fingerprint FROM audit.pii_key")
     known = [r[0] for r in cur.fetchall()]
     if not known:

@@ -63,3 +63,34 @@ def test_replay_of_an_unknown_batch_or_a_snapshot_source_is_refused(empty_db):
         batch.begin(conn, catalog.get("civil_status"), "r", D1, key=KEY, province_code=PROVINCE, replay_batch=999)
     with pytest.raises(batch.BatchFailed, match="only windowed sources replay"):
         batch.begin(conn, catalog.get("population"), "r", D1, key=KEY, province_code=PROVINCE, replay_batch=1)
+
+
+def test_runs_starting_together_on_a_fresh_warehouse_agree_on_one_key(empty_db):
+    """Parallel workers (Celery) open runs of several sources at once: the first use of the
+    pseudonymisation key must not race (a duplicate-key error lost a DAG on its first night)."""
+    import threading
+
+    from ioc_pipeline import warehouse
+
+    migrated(empty_db).close()
+    errors, barrier = [], threading.Barrier(4)
+
+    def open_one(code):
+        conn = warehouse.connect(empty_db)
+        try:
+            barrier.wait()
+            batch.open_run(conn, catalog.get(code), "first_night", D1, key=KEY)
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(repr(exc))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=open_one, args=(c,)) for c in ("civil_status", "land", "tuition", "population")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    conn = migrated(empty_db)
+    assert scalar(conn, "SELECT count(*) FROM audit.pii_key") == 1
+    assert scalar(conn, "SELECT count(*) FROM audit.source_run WHERE status = 'running'") == 4
