@@ -365,8 +365,16 @@ old or the new row set, never a mix, and readers are never blocked.
 triggering events), nightly as a fallback (D = yesterday in Asia/Ho_Chi_Minh), or by hand
 with the `as_of_date` param. Sources whose last batch failed count with their last good data.
 
+Then `reconcile` stores the cross-source warnings of D (deaths registered before a social
+payment or a health visit, per commune, joined on the pseudonymised ID) in
+`audit.reconciliation_result` (`ioc.data_quality_reconciliation`); a flagged row never fails it.
+Last, `build_data_docs` rebuilds the data-quality report (`make docs` prints where), also after a
+failed refresh.
+
 **When it fails** the views keep the previous row set. Look at the task log: a SQL error names
 the indicator file in `include/sql/indicators/`; re-run the same date once fixed (idempotent).
+A failed `build_data_docs` leaves the views as refreshed: fix it (disk, permissions of
+`IOC_DATA_DOCS_DIR`) and run `make docs`.
 """
 
 
