@@ -31,6 +31,8 @@ PII_KEY_FILE = DATA / "secrets" / "ioc_pii_key"
 REST_SOURCES = {"sector_civil_status": None, "sector_public_services": None, "sector_population": None}  # filled with the simulator's URL below
 # SQL sources: connection ids pointed at the simulator's database (sector_sim) when unset
 SQL_SOURCES = {"sector_land": None, "sector_tuition": None}
+# File sources: connection sector_landing pointed at DATA/landing, filled by the simulator, when unset
+LANDING_CONN = "sector_landing"
 
 
 def log(msg: str) -> None:
@@ -120,7 +122,7 @@ def _stop_simulator() -> None:
 
 def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
     """Start the simulator for every sector_* connection that is not configured."""
-    missing = [c for c in (*REST_SOURCES, *SQL_SOURCES) if f"AIRFLOW_CONN_{c.upper()}" not in os.environ]
+    missing = [c for c in (*REST_SOURCES, *SQL_SOURCES, LANDING_CONN) if f"AIRFLOW_CONN_{c.upper()}" not in os.environ]
     if not missing:
         log("sector sources: configured connections")
         return
@@ -130,9 +132,19 @@ def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
     _create_db(sim_socket, "sector_sim")
     dsn = embedded_pg.dsn(sim_socket, "sector_sim")
     records = os.environ.get("IOC_SIM_RECORDS", "20000")
-    log(f"simulator: generating sector data up to {as_of} ({records} civil-status records)")
+    landing = DATA / "landing"
+    files = ["--landing", str(landing)] if LANDING_CONN in missing else []
+    if missing == [LANDING_CONN]:   # only the file sources come from the simulator
+        files.append("--files-only")
+    log(f"simulator: generating sector data up to {as_of} ({records} civil-status records"
+        f"{', file deliveries in ' + str(landing) if files else ''})")
     subprocess.run([sys.executable, "-m", "simulator", "generate", "--dsn", dsn, "--until", as_of,
-                    "--records", records], check=True, cwd=REPO)
+                    "--records", records, *files], check=True, cwd=REPO)
+    if LANDING_CONN in missing:
+        os.environ[f"AIRFLOW_CONN_{LANDING_CONN.upper()}"] = json.dumps(
+            {"conn_type": "fs", "extra": {"path": str(landing.resolve())}})
+        log(f"sector sources: simulator landing folder {landing} for {LANDING_CONN}")
+        missing.remove(LANDING_CONN)
     missing_sql = [c for c in missing if c in SQL_SOURCES]
     for conn_id in missing_sql:
         os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = _conn_json(

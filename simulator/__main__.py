@@ -1,6 +1,6 @@
 """CLI: `python -m simulator generate ...` and `python -m simulator serve ...`.
 
-    python -m simulator generate --dsn DSN --until 2026-11-20 --records 20000 [--seed 6]
+    python -m simulator generate --dsn DSN --until 2026-11-20 --records 20000 [--seed 6] [--landing DIR]
     python -m simulator serve --dsn DSN --port 8765 --token sim-token [--faults 503=0.1,429=0.05]
 
 The token may also come from SIM_TOKEN (keeps it out of process listings).
@@ -35,6 +35,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="land-use right certificates from 2012-01-01 to --until (default 3000)")
     g.add_argument("--tuition-payments", type=int, default=3000,
                    help="school-fee payments from 2024-01-01 to --until (default 3000)")
+    g.add_argument("--landing", help="landing folder: also write the file deliveries (health_visits, "
+                                     "social_payments, project06_tracker) there")
+    g.add_argument("--files-only", action="store_true",
+                   help="write only the file deliveries (needs --landing)")
+    g.add_argument("--visits-per-day", type=int, default=600,
+                   help="health-insurance visits per weekday in the province (default 600)")
+    g.add_argument("--health-days", type=int, default=14,
+                   help="days of visit files up to --until on the first call (default 14)")
+    g.add_argument("--facilities", type=int, default=6, help="health facilities exporting files (default 6)")
+    g.add_argument("--social-payments", type=int, default=300,
+                   help="social-allowance beneficiaries paid each month (default 300)")
+    g.add_argument("--tracker-tasks", type=int, default=60, help="Project 06 tracker tasks (default 60)")
 
     s = sub.add_parser("serve", help="serve the REST resources")
     s.add_argument("--dsn", required=True)
@@ -50,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "generate":
+    if args.command == "generate" and args.files_only and not args.landing:
+        raise SystemExit("--files-only needs --landing")
+    if args.command == "generate" and not args.files_only:
         from simulator import civil_status
         civil_status.generate(args.dsn, province_code=args.province, until=args.until,
                               records=args.records, seed=args.seed)
@@ -66,7 +80,16 @@ def main(argv: list[str] | None = None) -> int:
         from simulator import tuition
         tuition.generate(args.dsn, province_code=args.province, until=args.until,
                          payments=args.tuition_payments, seed=args.seed)
-    else:
+    if args.command == "generate" and args.landing:
+        from simulator import health_visits, project06_tracker, social_payments
+        health_visits.generate(args.dsn, args.landing, province_code=args.province, until=args.until,
+                               visits_per_day=args.visits_per_day, health_days=args.health_days,
+                               facilities=args.facilities, seed=args.seed)
+        social_payments.generate(args.dsn, args.landing, province_code=args.province, until=args.until,
+                                 payments_per_month=args.social_payments, seed=args.seed)
+        project06_tracker.generate(args.dsn, args.landing, province_code=args.province, until=args.until,
+                                   tasks=args.tracker_tasks, seed=args.seed)
+    if args.command == "serve":
         from simulator import server
         server.serve(args.dsn, host=args.host, port=args.port, token=args.token, faults=args.faults)
     return 0
