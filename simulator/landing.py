@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import re
 import shutil
 import time
 import zipfile
@@ -117,12 +118,20 @@ def xlsx_writer(sheets: Iterable[tuple[str, list[str], Iterable[Iterable]]], *,
     return write
 
 
+_MODIFIED = re.compile(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)")
+
+
 def _repack(src: Path, dst: Path) -> None:
-    """Copy a zip with every entry's timestamp fixed (zipfile stamps entries with the clock)."""
+    """Copy a zip with every entry's timestamp fixed (zipfile stamps entries with the clock) and
+    the workbook's `modified` property fixed (openpyxl sets it to the time of saving)."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
         for info in zin.infolist():
             out = zipfile.ZipInfo(info.filename, date_time=FIXED_STAMP.timetuple()[:6])
             out.compress_type = zipfile.ZIP_DEFLATED
             out.external_attr = 0o600 << 16
+            if info.filename == "docProps/core.xml":
+                stamp = FIXED_STAMP.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+                zout.writestr(out, _MODIFIED.sub(rb"\g<1>" + stamp + rb"\g<2>", zin.read(info)))
+                continue
             with zin.open(info) as r, zout.open(out, "w") as w:
                 shutil.copyfileobj(r, w, 1 << 20)
