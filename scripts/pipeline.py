@@ -136,8 +136,8 @@ def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
     files = ["--landing", str(landing)] if LANDING_CONN in missing else []
     if missing == [LANDING_CONN]:   # only the file sources come from the simulator
         files.append("--files-only")
-    log(f"simulator: generating sector data up to {as_of} ({records} civil-status records"
-        f"{', file deliveries in ' + str(landing) if files else ''})")
+    what = "file deliveries only" if "--files-only" in files else f"{records} civil-status records"
+    log(f"simulator: generating sector data up to {as_of} ({what}{', files in ' + str(landing) if files else ''})")
     subprocess.run([sys.executable, "-m", "simulator", "generate", "--dsn", dsn, "--until", as_of,
                     "--records", records, *files], check=True, cwd=REPO)
     if LANDING_CONN in missing:
