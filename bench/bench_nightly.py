@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--date", type=dt.date.fromisoformat, default=dt.date(2026, 11, 20), help="the cycle's as-of date D")
     ap.add_argument("--civil-status", type=int, default=1_000_000, help="civil-status records 2005..D-1")
     ap.add_argument("--public-services", type=int, default=500_000, help="dossiers 2024..D-1")
-    ap.add_argument("--land", type=int, default=300_000, help="land certificates 2012..D-1")
+    ap.add_argument("--land", type=int, default=100_000,
+                    help="land certificates 2012..D-1 (its generator is quadratic: keep it small)")
     ap.add_argument("--tuition", type=int, default=500_000, help="school-fee payments 2024..D-1")
     ap.add_argument("--visits-per-day", type=int, default=15_000, help="health-insurance visits a day")
     ap.add_argument("--facilities", type=int, default=20, help="health facilities (one CSV each a day)")
