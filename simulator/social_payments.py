@@ -232,7 +232,7 @@ def _apply_fault(rng: random.Random, p: dict, kind: str, d: date, c: Communes) -
     elif kind == "date_invalid":
         cells["paid_on"] = "text"
         pd = date.fromisoformat(p["paid_on"])
-        p["paid_on"] = rng.choice((f"{pd:%d/%m/%Y}", f"{pd:%Y-%m}-{31 + pd.day % 3}", f"{pd:%d-%m-%Y}"))
+        p["paid_on"] = rng.choice((f"{pd:%d/%m/%Y}", f"{pd:%Y-%m}-{32 + pd.day % 3}", f"{pd:%d-%m-%Y}"))
     elif kind == "cell_not_whole_number":  # a number typed into an identifier column
         field = rng.choice(("beneficiary_cccd", "commune_code"))
         cells[field] = "number"
