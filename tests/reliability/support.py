@@ -177,21 +177,22 @@ def point_sources(monkeypatch, *, sim_dsn: str, port: int | None, token: str) ->
             monkeypatch.setenv(var, conn_json(sim_dsn))
 
 
-def run_source(conn, dsn: str, code: str, as_of, run_id: str, *, fetch=None, **endpoint_kw):
+def run_source(conn, dsn: str, code: str, as_of, run_id: str, *, wrap=None, **endpoint_kw):
     """One batch of a source through its real extractor (REST client or SQL reader), the way the
-    DAG's tasks chain the batch steps. Returns (plan, stats, published) or raises after
-    recording the failure."""
+    DAG's tasks chain the batch steps. `wrap(fetch) -> fetch` lets a test act during the read.
+    Returns (plan, stats, published) or raises after recording the failure."""
     source = catalog.get(code)
     plan = batch.begin(conn, source, run_id, as_of, key=KEY, province_code=PROVINCE)
     try:
         stats = published = None
         if not plan.empty_window:
-            if fetch is None:
-                if endpoint_kw:
-                    from ioc_pipeline.extract import rest_source
-                    fetch = rest_source.fetcher(source, plan, **endpoint_kw)
-                else:
-                    fetch = fetchers.fetcher_for(source, plan)
+            if endpoint_kw:   # a REST source with a test's retry policy (fewer, faster attempts)
+                from ioc_pipeline.extract import rest_source
+                fetch = rest_source.fetcher(source, plan, **endpoint_kw)
+            else:
+                fetch = fetchers.fetcher_for(source, plan)
+            if wrap is not None:
+                fetch = wrap(fetch)
             stats = batch.extract(conn, source, plan, fetch, key=KEY)
             batch.record_extract(conn, plan, stats)
             batch.dedupe(conn, source, plan)

@@ -17,7 +17,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import psycopg2
 import pytest
 
-from ioc_pipeline import batch
 from ioc_pipeline.extract.rest import SourceError
 from tests.integration.test_batch_civil_status import rec
 from tests.integration.warehouse_helpers import all_text_values, find_leaks, migrated

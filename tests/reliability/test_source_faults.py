@@ -5,13 +5,12 @@ says what happened and what to do."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import psycopg2
 import pytest
 
-from ioc_pipeline import batch, catalog
-from ioc_pipeline.extract import fetchers, sql_source
+from ioc_pipeline import batch
+from ioc_pipeline.extract import sql_source
 from ioc_pipeline.extract.rest import SourceError
 from simulator import land as sim_land
 from tests.integration.warehouse_helpers import migrated
@@ -135,29 +134,26 @@ def test_source_database_disappearing_mid_read_fails_the_batch_and_a_retry_says_
     sim_land.generate(source_dsn, until=D, certificates=600, seed=11)
     monkeypatch.setenv("AIRFLOW_CONN_SECTOR_LAND", conn_json(source_dsn))
     monkeypatch.setattr(sql_source, "ITERSIZE", 50)   # several round trips for 600 rows
-    source = catalog.get("land")
     dbname = psycopg2.extensions.parse_dsn(source_dsn)["dbname"]
 
-    def fetch_then_drop():
-        items, total = fetchers.fetcher_for(source, plan_holder["plan"])()
+    def drop_database_mid_read(fetch):
+        def wrapped():
+            items, total = fetch()
 
-        def gen():
-            for n, item in enumerate(items):
-                if n == 120:   # the source's operator drops the database under us
-                    admin = psycopg2.connect(source_dsn.replace(f"dbname={dbname}", "dbname=postgres"))
-                    admin.autocommit = True
-                    admin.cursor().execute(f'DROP DATABASE "{dbname}" WITH (FORCE)')
-                    admin.close()
-                yield item
-        return gen(), total
+            def gen():
+                for n, item in enumerate(items):
+                    if n == 120:   # the source's operator drops the database under us
+                        admin = psycopg2.connect(source_dsn.replace(f"dbname={dbname}", "dbname=postgres"))
+                        admin.autocommit = True
+                        admin.cursor().execute(f'DROP DATABASE "{dbname}" WITH (FORCE)')
+                        admin.close()
+                    yield item
+            return gen(), total
+        return wrapped
 
-    plan_holder = {}
-    real_begin = batch.begin
-    monkeypatch.setattr(batch, "begin", lambda *a, **k: plan_holder.setdefault("plan", real_begin(*a, **k)))
     conn = migrated(warehouse_dsn)
     with pytest.raises(sql_source.SqlSourceError):
-        run_source(conn, warehouse_dsn, "land", D, "gone", fetch=fetch_then_drop)
-    monkeypatch.setattr(batch, "begin", real_begin)
+        run_source(conn, warehouse_dsn, "land", D, "gone", wrap=drop_database_mid_read)
     one_line(last_batch(warehouse_dsn)[1], "land: reading public.land_certificates failed after")
     # the retry of the extract task cannot connect and says which connection
     with pytest.raises(sql_source.SqlSourceError):
@@ -166,4 +162,4 @@ def test_source_database_disappearing_mid_read_fails_the_batch_and_a_retry_says_
     one_line(last_batch(warehouse_dsn)[1], "cannot connect to the source database of connection 'sector_land'",
              "does not exist")
     assert scalar(warehouse_dsn, "SELECT count(*) FROM core.land_certificate") == 0
-    assert json.loads(json.dumps(rows(warehouse_dsn, "SELECT DISTINCT status FROM audit.batch"))) == [["failed"]]
+    assert rows(warehouse_dsn, "SELECT DISTINCT status FROM audit.batch") == [("failed",)]
