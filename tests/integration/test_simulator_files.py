@@ -321,3 +321,35 @@ def test_a_later_until_adds_files_and_rewrites_only_as_labelled_redeliveries(mak
     openpyxl.load_workbook(a / feb).close()
     with pytest.raises(health_visits.GeneratorStateError):   # another volume would mix two datasets
         health_visits.generate(one, a, until=u2, visits_per_day=121, health_days=5)
+
+
+def test_the_real_file_path_agrees_with_the_truth(delivered, empty_db):
+    """The pipeline's own file batches on these deliveries: every file loads or fails as the truth
+    says, each loading file quarantines the keys the truth labels, and the indicators equal the
+    oracles (computed from the truth alone)."""
+    from ioc_pipeline import refresh
+    from tests.integration.test_refresh_civil_status import values
+    from tests.integration.warehouse_helpers import migrated, run_file_deliveries
+
+    dsn, folder = delivered
+    conn = migrated(empty_db)
+    for module in SOURCES:
+        run_file_deliveries(conn, empty_db, module.SOURCE, AS_OF, folder, run_id="sim_files")
+    truth = {n: (s, q) for n, s, q in _rows(dsn, """SELECT DISTINCT ON (file_name) file_name, expected_status, quarantined_keys
+                                                    FROM sim.file_deliveries ORDER BY file_name, delivery_no DESC""")}
+    with conn.cursor() as cur:
+        cur.execute("""SELECT f.file_name, f.status, (SELECT count(DISTINCT business_key) FROM quarantine.rejected_row r
+                                                        WHERE r.batch_id = f.batch_id)
+                         FROM audit.file_delivery f""")
+        ledger = {n: (s, q) for n, s, q in cur.fetchall()}
+    conn.commit()
+    assert {n: s for n, (s, _) in ledger.items()} == {n: "committed" if s == "loads" else "failed" for n, (s, _) in truth.items()}
+    assert {n: q for n, (s, q) in ledger.items() if s == "committed"} == {n: q for n, (s, q) in truth.items() if s == "loads"}
+    refresh.refresh(conn, AS_OF, "48")
+    expected = {}
+    for module in SOURCES:
+        expected.update(module.expected_values(dsn, folder, AS_OF))
+    actual = {k: (int(v["numerator"]), int(v["denominator"]) if v["denominator"] is not None else None)
+              for k, v in values(conn).items() if k[0] in {e[0] for e in expected}}
+    assert len(actual) == 2 * 95 + 5
+    assert actual == {k: expected.get(k, (0, 0)) for k in actual}
