@@ -1,0 +1,45 @@
+"""A changed ioc_pii_key (operations.md, "Personal data"): refused before anything loads, and
+visible to whoever watches ioc.source_freshness."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from ioc_pipeline import batch
+from tests.integration.test_batch_civil_status import rec
+from tests.integration.warehouse_helpers import migrated, run_batch
+from tests.reliability.support import rows, snapshot
+
+pytestmark = pytest.mark.integration
+
+D = dt.date(2026, 11, 20)
+ITEMS = [rec(f"G{i}", subject_cccd=f"048225{i:06d}") for i in range(30)]
+
+
+def refused_run(dsn):
+    conn = migrated(dsn)
+    run_batch(conn, dsn, "civil_status", D, [ITEMS], run_id="good")
+    before = snapshot(dsn, schemas=("core", "quarantine", "mart"))
+    with pytest.raises(batch.BatchFailed, match="ioc_pii_key differs"):
+        run_batch(conn, dsn, "civil_status", D + dt.timedelta(days=1), [ITEMS], run_id="other-key",
+                  key=b"another-key-0123456789abcdef")
+    conn.close()
+    return before
+
+
+def test_changed_key_loads_nothing_and_is_not_adopted(empty_db):
+    before = refused_run(empty_db)
+    assert snapshot(empty_db, schemas=("core", "quarantine", "mart")) == before
+    assert rows(empty_db, "SELECT count(*) FROM audit.pii_key") == [(1,)]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "batch.begin checks the key inside the transaction that records the run, so a refused key (like any "
+    "failure in begin) leaves no audit.source_run row, and the DAG's failure callback finds no plan to fail: "
+    "ioc.source_freshness keeps showing the last success instead of the failure"))
+def test_changed_key_shows_in_source_freshness(empty_db):
+    refused_run(empty_db)
+    (status, error), = rows(empty_db, "SELECT last_status, last_error FROM ioc.source_freshness"
+                                      " WHERE source_code = 'civil_status'")
+    assert status == "failed" and "ioc_pii_key differs" in error
