@@ -97,10 +97,16 @@ def register_source(cur, source: Source) -> None:
 
 
 def open_run(conn, source: Source, dag_run_id: str, as_of: dt.date, *, key: bytes) -> str:
-    """Open (or reopen, on a retry) the source's run; returns its run key."""
+    """Open (or reopen, on a retry) the source's run; returns its run key. A refused key is
+    recorded as a failed run (ioc.source_freshness shows it) before it is raised."""
     run_key = f"{source.code}/{dag_run_id}"
+    try:
+        with warehouse.transaction(conn) as cur:
+            check_pii_key(cur, key)
+    except BatchFailed as exc:
+        record_failed_run(conn, source, dag_run_id, as_of, str(exc))
+        raise
     with warehouse.transaction(conn) as cur:
-        check_pii_key(cur, key)
         register_source(cur, source)
         # A run left 'running' by a killed worker never committed anything: say so.
         cur.execute(
@@ -112,9 +118,13 @@ def open_run(conn, source: Source, dag_run_id: str, as_of: dt.date, *, key: byte
         cur.execute(
             """UPDATE audit.batch SET status = 'failed', finished_at = clock_timestamp(),
                       error = 'abandoned: the worker stopped before the batch finished'
-                WHERE source_code = %s AND status = 'running'""",
+                WHERE source_code = %s AND status = 'running' RETURNING batch_id""",
             (source.code,),
         )
+        # a killed worker ran no teardown: its staging (hashed IDs, masks) goes now
+        for (abandoned,) in cur.fetchall():
+            staging.drop(cur, staging.table_name(source, abandoned))
+            staging.drop(cur, f"{staging.table_name(source, abandoned)}_rejects")
         cur.execute(
             """UPDATE audit.file_delivery SET status = 'failed'
                 WHERE source_code = %s AND status = 'running'""",
@@ -128,6 +138,20 @@ def open_run(conn, source: Source, dag_run_id: str, as_of: dt.date, *, key: byte
             (run_key, source.code, dag_run_id, as_of),
         )
     return run_key
+
+
+def record_failed_run(conn, source: Source, dag_run_id: str, as_of: dt.date, error: str) -> None:
+    """A run that failed before it could open (refused key, broken setting): recorded as failed,
+    so ioc.source_freshness shows it instead of the last success."""
+    error = (error.strip().splitlines() or ["unknown error"])[0][:500]
+    with warehouse.transaction(conn) as cur:
+        register_source(cur, source)
+        cur.execute(
+            """INSERT INTO audit.source_run (run_key, source_code, dag_run_id, as_of_date, status, finished_at, error)
+               VALUES (%s, %s, %s, %s, 'failed', clock_timestamp(), %s)
+               ON CONFLICT (run_key) DO UPDATE SET status = 'failed', finished_at = clock_timestamp(),
+                   error = EXCLUDED.error""",
+            (f"{source.code}/{dag_run_id}", source.code, dag_run_id, as_of, error))
 
 
 def open_batch(conn, source: Source, run_key: str, as_of: dt.date, *, province_code: str, batch_name: str,
@@ -324,6 +348,32 @@ def _record_schema_drift(cur, source: Source, plan: BatchPlan) -> None:
                 source.code, plan.batch_id, ", ".join(sorted(extra)))
 
 
+KEY_MAX_LENGTH = 200          # characters; no source system issues longer keys
+OVERSIZED_KEY = "business_key_too_long"
+OVERSIZED_KEY_INDEX = -2
+
+
+def _reject_oversized_keys(cur, source: Source, plan: BatchPlan, rejects: str) -> None:
+    """A storage limit, not a business rule (so not in the analysts' suites): a key longer than
+    KEY_MAX_LENGTH would break the core table's primary-key index and fail the whole batch.
+    Such rows are quarantined like a critical row-level failure, and the check is recorded."""
+    t = sql.Identifier(staging.SCHEMA, plan.staging_table)
+    too_long = sql.SQL(" OR ").join(sql.SQL("length({}) > {}").format(sql.Identifier(k), sql.Literal(KEY_MAX_LENGTH))
+                                    for k in source.key)
+    reason = f"business key longer than {KEY_MAX_LENGTH} characters"
+    cur.execute(sql.SQL(
+        "INSERT INTO {rj} (_row_id, expectation_index, expectation_type, column_name, reason)"
+        " SELECT _row_id, %s, %s, %s, %s FROM {t} WHERE {too_long}"
+    ).format(rj=sql.Identifier(staging.SCHEMA, rejects), t=t, too_long=too_long),
+        (OVERSIZED_KEY_INDEX, OVERSIZED_KEY, source.key[0], reason))
+    if cur.rowcount:
+        cur.execute(
+            """INSERT INTO audit.validation_result (batch_id, source_code, expectation_index, expectation_type,
+                   column_name, severity, row_level, success, unexpected_count, reason)
+               VALUES (%s, %s, %s, %s, %s, 'critical', true, false, %s, %s)""",
+            (plan.batch_id, source.code, OVERSIZED_KEY_INDEX, OVERSIZED_KEY, source.key[0], cur.rowcount, reason))
+
+
 def rejects_table(plan: BatchPlan) -> str:
     return f"{plan.staging_table}_rejects"
 
@@ -361,6 +411,7 @@ def validate(conn, source: Source, plan: BatchPlan, *, sqlalchemy_url: str) -> d
                 for row_id in r.failing_row_ids:
                     writer.write((row_id, r.index, r.type, r.column, reason))
         writer.flush()
+        _reject_oversized_keys(cur, source, plan, rejects)
         cur.execute(sql.SQL("SELECT count(DISTINCT _row_id) FROM {}").format(sql.Identifier(staging.SCHEMA, rejects)))
         quarantined = cur.fetchone()[0]
         cur.execute("SELECT distinct_keys FROM audit.batch WHERE batch_id = %s", (plan.batch_id,))
@@ -431,7 +482,7 @@ def publish(conn, source: Source, plan: BatchPlan, *, finish_run: bool = True) -
         else:
             cur.execute(sql.SQL(
                 """INSERT INTO quarantine.rejected_row (source_code, batch_id, business_key, record_date, reasons, failing_values)
-                   SELECT %(source)s, %(batch)s, {key_expr}, {record_date_col},
+                   SELECT %(source)s, %(batch)s, left({key_expr}, 300), left({record_date_col}, 100),
                           jsonb_agg(DISTINCT jsonb_build_object('expectation', r.expectation_type, 'column', r.column_name,
                                                                 'reason', r.reason)),
                           coalesce(jsonb_object_agg(r.column_name, left({value_expr}, 200))
@@ -441,6 +492,15 @@ def publish(conn, source: Source, plan: BatchPlan, *, finish_run: bool = True) -
             ).format(key_expr=key_expr, record_date_col=record_date_col, value_expr=value_expr, t=t, rj=rj),
                 {"source": source.code, "batch": plan.batch_id})
             quarantined = cur.rowcount
+            # the same rejection again (a re-run of the date, a snapshot asked again): keep one
+            cur.execute(
+                """DELETE FROM quarantine.rejected_row o USING quarantine.rejected_row n
+                    WHERE n.source_code = %(source)s AND n.batch_id = %(batch)s
+                      AND o.source_code = n.source_code AND o.batch_id <> n.batch_id
+                      AND o.business_key IS NOT DISTINCT FROM n.business_key
+                      AND o.record_date IS NOT DISTINCT FROM n.record_date
+                      AND o.reasons = n.reasons AND o.failing_values = n.failing_values""",
+                {"source": source.code, "batch": plan.batch_id})
             merge = sql.SQL(warehouse.read_sql(source.merge_sql)).format(staging=t, rejects=rj)
             cur.execute(merge, {"batch_id": plan.batch_id, "file_name": plan.file_name, "file_date": plan.file_date})
             loaded = cur.rowcount

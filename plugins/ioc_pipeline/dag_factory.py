@@ -94,6 +94,16 @@ def _fail_now_if_permanent(exc: Exception) -> None:
         raise AirflowFailException(str(exc)) from exc
 
 
+def _record_begin_failure(conn, source: Source, run_id: str, as_of, exc: Exception) -> None:
+    """begin failed before its plan reached XCom, so the failure callback cannot record it."""
+    from . import batch
+
+    try:
+        batch.record_failed_run(conn, source, run_id, as_of, f"begin: {exc}")
+    except Exception as inner:  # noqa: BLE001 - e.g. the migrations themselves failed: keep the first error
+        log.warning("could not record the failed run of %s: %s", source.code, type(inner).__name__)
+
+
 def _default_args() -> dict:
     return {
         "owner": OWNER,
@@ -200,13 +210,11 @@ def build_file_ingest_dag(source: Source) -> DAG:
             try:
                 warehouse.migrate(conn)
                 run_key = batch.open_run(conn, source, context["run_id"], as_of, key=config.pii_key())
-                try:
-                    todo = file_batches.pending(conn, source, file_source.landing_root(source), as_of)
-                except Exception as exc:  # e.g. no landing folder: the run failed, say so in freshness
-                    with warehouse.transaction(conn) as cur:
-                        batch.fail_run(cur, run_key, f"begin: {exc}"[:500])
-                    _fail_now_if_permanent(exc)
-                    raise
+                todo = file_batches.pending(conn, source, file_source.landing_root(source), as_of)
+            except Exception as exc:  # e.g. no landing folder: the run failed, say so in freshness
+                _record_begin_failure(conn, source, context["run_id"], as_of, exc)
+                _fail_now_if_permanent(exc)
+                raise
             finally:
                 conn.close()
             return {"run_key": run_key, "as_of_date": as_of.isoformat(), "deliveries": [d.to_xcom() for d in todo]}
@@ -274,6 +282,10 @@ def build_ingest_dag(source: Source) -> DAG:
                 plan = batch.begin(conn, source, context["run_id"], as_of, key=config.pii_key(),
                                    province_code=config.province_code(),
                                    replay_batch=int(replay) if replay not in (None, "") else None)
+            except Exception as exc:  # a refused key, a bad setting: freshness must show the failure
+                _record_begin_failure(conn, source, context["run_id"], as_of, exc)
+                _fail_now_if_permanent(exc)
+                raise
             finally:
                 conn.close()
             return plan.to_xcom()

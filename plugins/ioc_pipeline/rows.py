@@ -38,7 +38,10 @@ def clean_text(value: Any) -> str | None:
         text = value
     else:  # objects and lists are not contract values: stage their JSON so validation rejects them
         text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    # PostgreSQL text cannot hold NUL; keep the row (inert) and let validation judge it.
+    # PostgreSQL text cannot hold NUL, nor UTF-8 a lone surrogate (JSON "\ud800"): replace
+    # them, keep the row (inert) and let validation judge it.
+    if not text.isascii():
+        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     text = unicodedata.normalize("NFC", text.replace("\x00", "\ufffd"))
     return text if text.strip() != "" else None
 

@@ -107,10 +107,6 @@ def test_kill_during_staging_then_the_next_run_marks_it_abandoned_and_completes(
     assert diff(snapshot(dsn, volatile=True, skip=LEDGER), reference(make_database)) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "batch.begin marks an abandoned batch failed but never drops its staging table: after a SIGKILL "
-    "(no teardown ran) staging.<source>_b<id> stays with the killed batch's hashed IDs and masks "
-    "until someone drops it by hand"))
 def test_the_next_run_drops_the_staging_table_of_a_killed_batch(make_database, tmp_path):
     dsn = make_database("ioc_rel_crash")
     conn = migrated(dsn)

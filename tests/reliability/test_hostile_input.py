@@ -231,11 +231,6 @@ def test_invalid_utf8_bytes_are_never_data(raw_source, empty_db):
     assert status == "failed" and "\n" not in error and "not valid JSON" in error
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeEncodeError, reason=(
-    "rows.clean_text keeps a lone UTF-16 surrogate (JSON '\\ud800', or raw bytes ED A0 80 that json.loads "
-    "decodes with surrogatepass); staging.CopyWriter.flush then raises UnicodeEncodeError ('surrogates not "
-    "allowed'): the whole batch fails with a message that names no field or row, instead of the value being "
-    "replaced (as NUL is) or the row quarantined"))
 @pytest.mark.parametrize("raw", [b'"birth\\ud800"', b'"birth\xed\xa0\x80"'], ids=["escaped", "raw_bytes"])
 def test_lone_surrogate_is_replaced_or_quarantined(raw_source, empty_db, raw):
     raw_source.page(FILLER + [rec("SURROGATE", registration_type="@@RAW@@")], raw={'"@@RAW@@"': raw})
@@ -248,11 +243,6 @@ def test_lone_surrogate_is_replaced_or_quarantined(raw_source, empty_db, raw):
     assert "SURROGATE" in quarantine(empty_db, "civil_status")
 
 
-@pytest.mark.xfail(strict=True, raises=psycopg2.errors.ProgramLimitExceeded, reason=(
-    "an incompressible 100 kB business key passes the suite and breaks the core table's primary-key "
-    "index in the merge (include/sql/sources/<code>/merge.sql, run by batch.publish): 'index row requires "
-    "100016 bytes, maximum size is 8191' fails the whole batch with a raw database error instead of "
-    "quarantining the row"))
 def test_huge_business_key_is_quarantined_not_a_failed_batch(raw_source, empty_db):
     raw_source.page(FILLER + [rec(BIG.replace(" ", "x"))])
     conn = migrated(empty_db)

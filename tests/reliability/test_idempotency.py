@@ -66,10 +66,6 @@ def test_same_date_twice_leaves_the_same_content_and_one_ledger_row_per_run(sim,
     assert {c: r for c, (r, _) in second.items()} == {**{c: 0 for c in SOURCES}, "population": first["population"][0]}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "batch.publish appends the quarantined rows of a re-delivered population snapshot again (new batch_id) "
-    "without removing those the earlier delivery of the same as_of quarantined: a re-run of the date "
-    "duplicates them in quarantine.rejected_row"))
 def test_rerun_of_a_snapshot_does_not_duplicate_its_quarantined_rows(empty_db):
     conn = migrated(empty_db)
     # 30 communes, one breaking an invariant (more residents aged 14+ than residents)
@@ -82,10 +78,6 @@ def test_rerun_of_a_snapshot_does_not_duplicate_its_quarantined_rows(empty_db):
     assert quarantine_of(empty_db, ["population"]) == before
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ioc.data_quality (migration 016) takes the latest committed batch of a (source, date): a re-run of "
-    "an incremental source reads an empty window and its empty batch replaces the day's figures "
-    "(expectations_evaluated 0, rows_read NULL, share_valid NULL)"))
 def test_rerun_of_the_same_date_keeps_the_days_data_quality(empty_db):
     conn = migrated(empty_db)
     items = [rec(f"G{i}", subject_cccd=f"048225{i:06d}") for i in range(60)] + [rec("BAD", subject_sex="?")]

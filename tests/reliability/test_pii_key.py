@@ -34,10 +34,6 @@ def test_changed_key_loads_nothing_and_is_not_adopted(empty_db):
     assert rows(empty_db, "SELECT count(*) FROM audit.pii_key") == [(1,)]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "batch.begin checks the key inside the transaction that records the run, so a refused key (like any "
-    "failure in begin) leaves no audit.source_run row, and the DAG's failure callback finds no plan to fail: "
-    "ioc.source_freshness keeps showing the last success instead of the failure"))
 def test_changed_key_shows_in_source_freshness(empty_db):
     refused_run(empty_db)
     (status, error), = rows(empty_db, "SELECT last_status, last_error FROM ioc.source_freshness"
