@@ -206,18 +206,21 @@ def run_dag(dag_id: str, as_of: str, logdir: Path) -> tuple[bool, str]:
     return False, reason
 
 
-def run(as_of: str) -> int:
+def run(as_of: str) -> list[str]:
+    """Every ingest DAG, then the refresh (also after failures: last known good); returns the
+    ids of the DAGs that failed."""
     dt.date.fromisoformat(as_of)
     logdir = DATA / "logs" / f"run-{as_of}"
     logdir.mkdir(parents=True, exist_ok=True)
-    failed = 0
+    failed = []
     for dag_id in dag_ids() + ["refresh_ioc_views"]:
         t0 = time.monotonic()
         ok, reason = run_dag(dag_id, as_of, logdir)
-        failed += not ok
+        if not ok:
+            failed.append(dag_id)
         print(f"{dag_id} success" if ok else f"{dag_id} failed {reason}", flush=True)
         log(f"  ({time.monotonic() - t0:.1f}s, log: {logdir / (dag_id + '.log')})")
-    return 1 if failed else 0
+    return failed
 
 
 def print_indicators() -> None:
@@ -285,11 +288,20 @@ def main() -> int:
         log("starting airflow standalone on http://localhost:8080 (admin password in .data/airflow/simple_auth_manager_passwords.json.generated)")
         os.execvp("airflow", ["airflow", "standalone"])
     t0 = time.monotonic()
-    code = run(as_of)
-    if args.cmd == "demo":
-        print_indicators()
-        log(f"demo finished in {time.monotonic() - t0:.0f}s")
-    return code
+    failed = run(as_of)
+    if args.cmd != "demo":
+        return 1 if failed else 0
+    print_indicators()
+    log(f"demo finished in {time.monotonic() - t0:.0f}s")
+    if "refresh_ioc_views" in failed:
+        return 1
+    if failed:
+        # The simulator delivers broken files and bad rows on purpose (sources.md, "What goes
+        # wrong"): the contract fails those batches, the other files and sources load, and the
+        # views count the last good data. `make run` exits 1 in that case; the demo shows it.
+        log(f"{len(failed)} ingest DAG(s) reported failed batches, as the simulator's injected faults "
+            f"require: {', '.join(failed)}; why: the lines above, `make quarantine SOURCE=<code>`, `make docs`")
+    return 0
 
 
 def check_suite(code: str, as_of: str, suite: str | None) -> int:

@@ -21,6 +21,9 @@ import pytest
 
 from ioc_pipeline.admin_units import load_reference
 from simulator import civil_status as sim_civil
+from simulator import health_visits as sim_health
+from simulator import project06_tracker as sim_tracker
+from simulator import social_payments as sim_social
 from simulator import land as sim_land
 from simulator import tuition as sim_tuition
 from simulator import population as sim_population
@@ -57,6 +60,8 @@ def stack(make_database, tmp_path):
     sim_public_services.generate(sim_dsn, until=D1, dossiers=PS_DOSSIERS, seed=11)
     sim_land.generate(sim_dsn, until=D1, certificates=LAND_CERTS, seed=11)
     sim_tuition.generate(sim_dsn, until=D1, payments=TUITION_PAYMENTS, seed=11)
+    landing = tmp_path / "landing"
+    generate_files(sim_dsn, landing, D1)
     server = make_server(sim_dsn, port=0, token="e2e-token",
                          faults=Faults(unavailable=0.15, throttled=0.1, seed=3))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -77,12 +82,85 @@ def stack(make_database, tmp_path):
                                                            "password": "e2e-token"}),
         "AIRFLOW_CONN_SECTOR_LAND": _conn_json(sim_dsn),
         "AIRFLOW_CONN_SECTOR_TUITION": _conn_json(sim_dsn),
+        "AIRFLOW_CONN_SECTOR_LANDING": json.dumps({"conn_type": "fs", "extra": {"path": str(landing)}}),
         "AIRFLOW_VAR_IOC_PII_KEY": "e2e-pii-key-0123456789abcdef",
         "IOC_PROVINCE_CODE": "48",
     }
-    yield {"warehouse": warehouse_dsn, "sim": sim_dsn, "env": env, "logs": tmp_path / "data" / "logs"}
+    yield {"warehouse": warehouse_dsn, "sim": sim_dsn, "env": env, "logs": tmp_path / "data" / "logs",
+           "landing": landing}
     server.shutdown()
     server.server_close()
+
+
+FILE_GENERATORS = {"health_visits": sim_health, "social_payments": sim_social, "project06_tracker": sim_tracker}
+
+
+def generate_files(sim_dsn: str, landing, until: dt.date) -> None:
+    for generator in FILE_GENERATORS.values():
+        generator.generate(sim_dsn, landing, until=until, seed=11)
+
+
+def expected_file_failures(sim_dsn: str, as_of: dt.date) -> dict[str, set[str]]:
+    """Per file source, the files a run for as_of must fail (simulator truth): every file on the
+    landing folder (its latest delivery) named on or before as_of that the contract fails; a
+    failed file is tried again at every run, a loaded one never."""
+    with psycopg2.connect(sim_dsn) as conn, conn.cursor() as cur:
+        cur.execute("""SELECT source, file_name FROM (
+                           SELECT DISTINCT ON (file_name) source, file_name, named_date, expected_status
+                             FROM sim.file_deliveries ORDER BY file_name, delivery_no DESC) latest
+                        WHERE expected_status = 'fails' AND (named_date IS NULL OR named_date <= %s)""", (as_of,))
+        rows = cur.fetchall()
+    out = {code: set() for code in FILE_GENERATORS}
+    for source, name in rows:
+        out[source].add(name)
+    return out
+
+
+def actual_file_failures(warehouse_dsn: str) -> dict[str, set[str]]:
+    """Per file source, the files whose batch failed in the source's latest run."""
+    with psycopg2.connect(warehouse_dsn) as conn, conn.cursor() as cur:
+        cur.execute("""SELECT r.source_code, b.batch_name FROM audit.batch b
+                         JOIN (SELECT DISTINCT ON (source_code) run_key, source_code FROM audit.source_run
+                                ORDER BY source_code, started_at DESC) r USING (run_key)
+                        WHERE b.status = 'failed'""")
+        rows = cur.fetchall()
+    out = {code: set() for code in FILE_GENERATORS}
+    for source, name in rows:
+        if source in out:
+            out[source].add(name)
+    return out
+
+
+def check_run_outcome(stack, run, as_of: dt.date) -> None:
+    """Every REST/SQL DAG and the refresh succeed; a file DAG fails exactly when, and naming the
+    files that, the simulator's truth says the contract fails; `make run` exits 1 then."""
+    expected = expected_file_failures(stack["sim"], as_of)
+    assert actual_file_failures(stack["warehouse"]) == expected, run.stdout
+    lines = {line.split()[0]: line for line in run.stdout.splitlines() if line.startswith(("ingest_", "refresh_"))}
+    for dag_id, line in lines.items():
+        code = dag_id.removeprefix("ingest_")
+        should_fail = bool(expected.get(code))
+        assert line.startswith(f"{dag_id} failed" if should_fail else f"{dag_id} success"), run.stdout
+        if should_fail:
+            assert f"{len(expected[code])} of" in line, line
+    assert run.returncode == (1 if any(expected.values()) else 0), run.stdout + run.stderr
+
+
+def check_files(stack, as_of: dt.date) -> None:
+    """File-source views from the simulator's ground truth (the generators' own oracles)."""
+    actual = actual_values(stack["warehouse"])
+    codes = {"BHYT_CHIP_ID_VISITS_PCT": sim_health, "SOCIAL_NONCASH_PCT": sim_social}
+    for indicator, generator in codes.items():
+        expected = generator.expected_values(stack["sim"], stack["landing"], as_of)
+        rows = {k: v for k, v in actual.items() if k[0] == indicator}
+        assert len(rows) == 95
+        for key, (num, den, value, as_of_date) in rows.items():
+            e_num, e_den = expected.get(key, (0, 0))
+            assert (num, den, value, as_of_date) == (e_num, e_den, pct(e_num, e_den), as_of), key
+    for key, (e_num, e_den) in sim_tracker.expected_values(stack["sim"], stack["landing"], as_of).items():
+        num, den, value, as_of_date = actual[key]
+        expected_value = pct(e_num, e_den) if e_den is not None else e_num
+        assert (num, den, value, as_of_date) == (e_num, e_den, expected_value, as_of), key
 
 
 class _Webhook:
@@ -113,7 +191,7 @@ class _Webhook:
 
 def make_run(stack, date: dt.date) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "scripts" / "pipeline.py"), "run", date.isoformat()],
-                          env=stack["env"], cwd=REPO, capture_output=True, text=True, timeout=900)
+                          env=stack["env"], cwd=REPO, capture_output=True, text=True, timeout=1200)
 
 
 def expected_values(sim_dsn: str, as_of: dt.date, data_until: dt.date) -> dict[tuple[str, str], tuple[int, int]]:
@@ -238,8 +316,9 @@ def check_land(stack, as_of: dt.date) -> None:
 
 def test_make_run_two_days_against_the_simulator(stack):
     run1 = make_run(stack, D1)
-    assert run1.returncode == 0, run1.stdout + run1.stderr
+    check_run_outcome(stack, run1, D1)
     assert "ingest_civil_status success" in run1.stdout and "refresh_ioc_views success" in run1.stdout
+    check_files(stack, D1)
     check_views(stack, D1)
     check_population(stack, D1, [D1])
     check_public_services(stack, D1)
@@ -252,6 +331,7 @@ def test_make_run_two_days_against_the_simulator(stack):
     sim_public_services.generate(stack["sim"], until=D2, dossiers=PS_DOSSIERS, seed=11)
     sim_land.generate(stack["sim"], until=D2, certificates=LAND_CERTS, seed=11)
     sim_tuition.generate(stack["sim"], until=D2, payments=TUITION_PAYMENTS, seed=11)
+    generate_files(stack["sim"], stack["landing"], D2)
     assert ps_window_share(stack["sim"], D1, D2) <= 0.05, "choose PS_DOSSIERS/seed so the D2 window loads"
     run2 = make_run(stack, D2)
     # a small nightly window may exceed the 5% quarantine threshold: then the batch fails and
@@ -262,7 +342,8 @@ def test_make_run_two_days_against_the_simulator(stack):
         check_population(stack, D2, [D1, D2])
         check_public_services(stack, D2)
         pytest.skip("the D2 window exceeded the quarantine threshold; incremental load not exercised")
-    assert run2.returncode == 0, run2.stdout + run2.stderr
+    check_run_outcome(stack, run2, D2)
+    check_files(stack, D2)
     check_views(stack, D2)
     check_population(stack, D2, [D1, D2])
     check_public_services(stack, D2)
@@ -277,7 +358,7 @@ def test_make_run_two_days_against_the_simulator(stack):
     # re-running D2 changes nothing in the views and reads nothing
     before = actual_values(stack["warehouse"])
     run3 = make_run(stack, D2)
-    assert run3.returncode == 0
+    check_run_outcome(stack, run3, D2)
     assert actual_values(stack["warehouse"]) == before
 
     # no clear citizen ID or name from the source anywhere in the warehouse or the run logs
@@ -285,6 +366,12 @@ def test_make_run_two_days_against_the_simulator(stack):
         cur.execute("SELECT subject_cccd, subject_full_name FROM sim.civil_status_records")
         rows = cur.fetchall()
     ids, names = {r[0] for r in rows if r[0]}, {r[1] for r in rows if r[1]}
+    with psycopg2.connect(stack["sim"]) as conn, conn.cursor() as cur:   # the file sources' IDs and card numbers
+        cur.execute("""SELECT patient_cccd FROM sim.health_visits_truth UNION SELECT bhyt_card_no FROM sim.health_visits_truth
+                       UNION SELECT beneficiary_cccd FROM sim.social_payments_truth""")
+        file_ids = {r[0].strip() for r in cur.fetchall() if r[0] and len(r[0].strip()) >= 9}
+    assert len(file_ids) > 1000
+    ids |= file_ids
     conn = psycopg2.connect(stack["warehouse"])
     try:
         stored = all_text_values(conn)
@@ -298,7 +385,7 @@ def test_make_run_two_days_against_the_simulator(stack):
 
 
 def test_wrong_token_fails_the_dag_with_one_clear_line_and_keeps_views(stack):
-    assert make_run(stack, D1).returncode == 0
+    check_run_outcome(stack, make_run(stack, D1), D1)
     before = actual_values(stack["warehouse"])
     env = dict(stack["env"])
     conn = json.loads(env["AIRFLOW_CONN_SECTOR_CIVIL_STATUS"])
@@ -306,7 +393,7 @@ def test_wrong_token_fails_the_dag_with_one_clear_line_and_keeps_views(stack):
     hook = _Webhook()
     env["IOC_ALERT_WEBHOOK"] = hook.url
     run = subprocess.run([sys.executable, str(REPO / "scripts" / "pipeline.py"), "run", D2.isoformat()],
-                         env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+                         env=env, cwd=REPO, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 1
     line = next(l for l in run.stdout.splitlines() if l.startswith("ingest_civil_status"))
     assert line.startswith("ingest_civil_status failed") and "refused" in line and "wrong" not in line

@@ -82,8 +82,8 @@ def all_text_values(conn) -> list[str]:
 def find_leaks(texts, ids, names) -> list[str]:
     """Clear personal values found in `texts`, in time linear in the text size.
 
-    IDs: every run of 9+ digits in the texts is cut into all windows of each ID length, and
-    the windows are intersected with the clear IDs. Names: every sequence of 2-6 consecutive
+    IDs: every run of 9+ letters and digits in the texts (citizen IDs, insurance card numbers)
+    is cut into all windows of each ID length, and the windows are intersected with the clear IDs. Names: every sequence of 2-6 consecutive
     words is intersected with the clear names (NFC, case-sensitive, as stored).
     """
     import re
@@ -95,7 +95,7 @@ def find_leaks(texts, ids, names) -> list[str]:
     windows: set[str] = set()
     grams: set[str] = set()
     for text in texts:
-        for run in re.findall(r"\d{9,}", text):
+        for run in re.findall(r"[A-Za-z0-9]{9,}", text):
             for n in lengths:
                 windows.update(run[k:k + n] for k in range(len(run) - n + 1))
         words = unicodedata.normalize("NFC", text).split()
