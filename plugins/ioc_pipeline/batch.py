@@ -374,6 +374,41 @@ def _reject_oversized_keys(cur, source: Source, plan: BatchPlan, rejects: str) -
             (plan.batch_id, source.code, OVERSIZED_KEY_INDEX, OVERSIZED_KEY, source.key[0], cur.rowcount, reason))
 
 
+VOLUME_COLLAPSE = "volume_collapse"
+VOLUME_COLLAPSE_INDEX = -3
+VOLUME_BASELINE_BATCHES = 7     # the source's recent non-empty committed batches
+VOLUME_MIN_BASELINE = 3         # fewer than this: no judgement yet
+VOLUME_COLLAPSE_SHARE = 0.1     # below a tenth of their median distinct keys: a collapse
+
+
+def _record_volume_collapse(cur, source: Source, plan: BatchPlan) -> None:
+    """sources.md: a collapse in volume against the source's recent non-empty batches is a
+    WARNING only (incremental windows are small by nature): recorded as a failed warning result."""
+    cur.execute(
+        """SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY distinct_keys), count(*)
+             FROM (SELECT distinct_keys FROM audit.batch
+                    WHERE source_code = %s AND status = 'committed' AND distinct_keys > 0 AND batch_id < %s
+                    ORDER BY batch_id DESC LIMIT %s) recent""",
+        (source.code, plan.batch_id, VOLUME_BASELINE_BATCHES))
+    median, n = cur.fetchone()
+    if n < VOLUME_MIN_BASELINE:
+        return
+    cur.execute("SELECT coalesce(distinct_keys, 0) FROM audit.batch WHERE batch_id = %s", (plan.batch_id,))
+    distinct = cur.fetchone()[0]
+    if distinct >= VOLUME_COLLAPSE_SHARE * median:
+        return
+    cur.execute(
+        """INSERT INTO audit.validation_result (batch_id, source_code, expectation_index, expectation_type,
+               column_name, severity, row_level, success, observed_value, reason)
+           VALUES (%s, %s, %s, %s, NULL, 'warning', false, false, %s, %s)""",
+        (plan.batch_id, source.code, VOLUME_COLLAPSE_INDEX, VOLUME_COLLAPSE,
+         Json({"distinct_keys": distinct, "recent_median": float(median), "recent_batches": n}),
+         f"volume collapse: {distinct} distinct keys against a median of {median:g} in the source's "
+         f"last {n} non-empty batches (a warning only)"))
+    log.warning("%s batch %s: volume collapse, %d distinct keys against a recent median of %g",
+                source.code, plan.batch_id, distinct, median)
+
+
 def rejects_table(plan: BatchPlan) -> str:
     return f"{plan.staging_table}_rejects"
 
@@ -399,6 +434,7 @@ def validate(conn, source: Source, plan: BatchPlan, *, sqlalchemy_url: str) -> d
                  specs[r.index].meta.get("reason"), r.exception),
             )
         _record_schema_drift(cur, source, plan)
+        _record_volume_collapse(cur, source, plan)
         staging.drop(cur, rejects)
         cur.execute(sql.SQL(
             "CREATE UNLOGGED TABLE {} (_row_id bigint NOT NULL, expectation_index integer NOT NULL,"

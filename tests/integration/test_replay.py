@@ -94,3 +94,25 @@ def test_runs_starting_together_on_a_fresh_warehouse_agree_on_one_key(empty_db):
     conn = migrated(empty_db)
     assert scalar(conn, "SELECT count(*) FROM audit.pii_key") == 1
     assert scalar(conn, "SELECT count(*) FROM audit.source_run WHERE status = 'running'") == 4
+
+
+def test_a_collapse_in_volume_is_a_recorded_warning_not_a_failure(empty_db):
+    """sources.md: fewer keys than the source's recent non-empty batches is a warning only."""
+    conn = migrated(empty_db)
+
+    def day(n, count):
+        items = [rec(f"D{n}_{i}", subject_cccd=f"048225{n:02d}{i:04d}") for i in range(count)]
+        return load(conn, empty_db, D1 + dt.timedelta(days=n), items, f"day{n}")
+
+    for n in range(3):
+        day(n, 40)                                   # the baseline: 40 keys a day
+    plan, result = day(3, 3)                         # 3 keys: under a tenth of the median
+    assert result == {"rows_loaded": 3, "rows_quarantined": 0}
+    with conn.cursor() as cur:
+        cur.execute("SELECT batch_id, expectation_type, severity, success, observed_value FROM audit.validation_result"
+                    " WHERE expectation_index = -3")
+        assert cur.fetchall() == [(plan.batch_id, "volume_collapse", "warning", False,
+                                   {"distinct_keys": 3, "recent_median": 40.0, "recent_batches": 3})]
+    conn.commit()
+    day(4, 35)                                       # back to normal: no new warning
+    assert scalar(conn, "SELECT count(*) FROM audit.validation_result WHERE expectation_index = -3") == 1
