@@ -153,3 +153,4 @@ def test_readers_during_refresh_see_old_or_new_never_a_mix(empty_db):
     assert {(n, distinct, total) for n, distinct, _, total in seen} == {(190, 1, 10)}
     refreshed_at = {r[2] for r in seen}
     assert len(refreshed_at) > 1   # readers saw several refreshes go by
+    print(f"readers during refresh: {len(seen)} reads, {len(errors)} errors, {len(refreshed_at)} row sets seen")
