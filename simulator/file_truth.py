@@ -18,6 +18,9 @@ from datetime import date, datetime
 from pathlib import Path
 
 from simulator import landing
+from simulator.store import connect
+
+REFORM = date(2025, 7, 1)        # legacy commune codes on record dates before this day
 
 QUARANTINE_THRESHOLD = 0.05      # sources.md / the brief: a file fails above 5 % quarantined keys
 
@@ -130,3 +133,36 @@ def current_rows_sql(truth_table: str, key: str, columns: str) -> str:
              ORDER BY t.file_name, t.{key}, t.row_no DESC)
         SELECT DISTINCT ON ({key}) {columns} FROM surviving WHERE sim_fault IS NULL
          ORDER BY {key}, _named DESC NULLS LAST, file_name DESC"""
+
+
+def current_rows(sim_dsn: str, landing_dir: Path | str, source: str, truth_table: str, key: str, columns: str,
+                 files_until: date) -> tuple[str, list[tuple]]:
+    """(the source's province, the rows of current_rows_sql), after checking that the landing
+    folder holds the recorded deliveries. Shared by the file sources' oracles."""
+    conn = connect(sim_dsn)
+    try:
+        with conn.cursor() as cur:
+            check_landing(cur, source, landing_dir)
+            cur.execute("SELECT province_code FROM sim.generator_state WHERE source = %s", (source,))
+            province = cur.fetchone()[0]
+            cur.execute(current_rows_sql(truth_table, key, columns), {"source": source, "files_until": files_until})
+            return province, cur.fetchall()
+    finally:
+        conn.close()
+
+
+def flow_counts(indicator: str, rows, as_of: date, province: str, to_2025) -> dict[tuple[str, str], tuple[int, int]]:
+    """A flow indicator's (numerator, denominator) per 2025 commune and for the province, over
+    rows (record day as ISO text, commune code, counts in the numerator) whose day lies in Jan 1
+    .. as_of of as_of's year; legacy codes of days before the reform mapped by `to_2025`."""
+    counts: dict = {}
+    for record_day, code, hit in rows:
+        day = date.fromisoformat(record_day[:10])
+        if not date(as_of.year, 1, 1) <= day <= as_of:
+            continue
+        commune = code if day >= REFORM else to_2025(code)
+        for unit in (commune, province):
+            n = counts.setdefault((indicator, unit), [0, 0])
+            n[0] += bool(hit)
+            n[1] += 1
+    return {k: tuple(v) for k, v in counts.items()}

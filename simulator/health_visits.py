@@ -476,27 +476,7 @@ def expected_values(sim_dsn: str, landing_dir: Path | str, as_of: date,
     the version of each visit the contract leaves after every file named on or before
     `files_until` (default as_of) was taken: valid rows of files that load, the later named
     date winning. Legacy codes map to 2025 communes by the reference data."""
-    ref = load_reference()
-    files_until = files_until or as_of
-    conn = connect(sim_dsn)
-    try:
-        with conn.cursor() as cur:
-            file_truth.check_landing(cur, SOURCE, landing_dir)
-            cur.execute("SELECT province_code FROM sim.generator_state WHERE source = %s", (SOURCE,))
-            province = cur.fetchone()[0]
-            cur.execute(file_truth.current_rows_sql(TRUTH, "visit_id", "visit_id, visit_at, commune_code, identification"),
-                        {"source": SOURCE, "files_until": files_until})
-            rows = cur.fetchall()
-    finally:
-        conn.close()
-    counts: dict = {}
-    for _, visit_at, code, ident in rows:
-        day = date.fromisoformat(visit_at[:10])
-        if not date(as_of.year, 1, 1) <= day <= as_of:
-            continue
-        commune = code if day >= REFORM else ref.to_2025(code)
-        for unit in (commune, province):
-            n = counts.setdefault(("BHYT_CHIP_ID_VISITS_PCT", unit), [0, 0])
-            n[0] += ident in CHIP
-            n[1] += 1
-    return {k: tuple(v) for k, v in counts.items()}
+    province, rows = file_truth.current_rows(sim_dsn, landing_dir, SOURCE, TRUTH, "visit_id",
+                                             "visit_at, commune_code, identification", files_until or as_of)
+    return file_truth.flow_counts("BHYT_CHIP_ID_VISITS_PCT", [(at, code, ident in CHIP) for at, code, ident in rows],
+                                  as_of, province, load_reference().to_2025)

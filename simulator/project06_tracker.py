@@ -294,17 +294,8 @@ def expected_values(sim_dsn: str, landing_dir: Path | str, as_of: date,
     valid rows of the newest tracker delivery that loads (the newest delivery is the truth;
     items it no longer lists are gone). Count indicators have denominator None. `files_until`
     is accepted for symmetry with the other oracles: the tracker is always taken."""
-    conn = connect(sim_dsn)
-    try:
-        with conn.cursor() as cur:
-            file_truth.check_landing(cur, SOURCE, landing_dir)
-            cur.execute("SELECT province_code FROM sim.generator_state WHERE source = %s", (SOURCE,))
-            province = cur.fetchone()[0]
-            cur.execute(file_truth.current_rows_sql(TRUTH, "sheet, item_id", "sheet, item_id, status, deadline"),
-                        {"source": SOURCE, "files_until": files_until or as_of})
-            rows = cur.fetchall()
-    finally:
-        conn.close()
+    province, rows = file_truth.current_rows(sim_dsn, landing_dir, SOURCE, TRUTH, "sheet, item_id",
+                                             "sheet, item_id, status, deadline", files_until or as_of)
     tasks = [(s, date.fromisoformat(d)) for sheet, _, s, d in rows if sheet == "tasks"]
     models = [s for sheet, _, s, _ in rows if sheet == "models"]
     done = sum(s == "done" for s, _ in tasks)

@@ -461,27 +461,7 @@ def expected_values(sim_dsn: str, landing_dir: Path | str, as_of: date,
     province, over the payments paid from Jan 1 of as_of's year to as_of, counting the version
     of each payment the contract leaves after every monthly file whose month ended on or before
     `files_until` (default as_of) was taken. Legacy codes map by the reference data."""
-    ref = load_reference()
-    files_until = files_until or as_of
-    conn = connect(sim_dsn)
-    try:
-        with conn.cursor() as cur:
-            file_truth.check_landing(cur, SOURCE, landing_dir)
-            cur.execute("SELECT province_code FROM sim.generator_state WHERE source = %s", (SOURCE,))
-            province = cur.fetchone()[0]
-            cur.execute(file_truth.current_rows_sql(TRUTH, "payment_id", "payment_id, paid_on, commune_code, channel"),
-                        {"source": SOURCE, "files_until": files_until})
-            rows = cur.fetchall()
-    finally:
-        conn.close()
-    counts: dict = {}
-    for _, paid_on, code, channel in rows:
-        day = date.fromisoformat(paid_on)
-        if not date(as_of.year, 1, 1) <= day <= as_of:
-            continue
-        commune = code if day >= REFORM else ref.to_2025(code)
-        for unit in (commune, province):
-            n = counts.setdefault(("SOCIAL_NONCASH_PCT", unit), [0, 0])
-            n[0] += channel in NONCASH
-            n[1] += 1
-    return {k: tuple(v) for k, v in counts.items()}
+    province, rows = file_truth.current_rows(sim_dsn, landing_dir, SOURCE, TRUTH, "payment_id",
+                                             "paid_on, commune_code, channel", files_until or as_of)
+    return file_truth.flow_counts("SOCIAL_NONCASH_PCT", [(on, code, channel in NONCASH) for on, code, channel in rows],
+                                  as_of, province, load_reference().to_2025)
