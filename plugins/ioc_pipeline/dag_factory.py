@@ -181,21 +181,23 @@ failed file was published:
 """
 
 
+def _ingest_dag(source: Source, **kwargs) -> DAG:
+    """What every ingest DAG shares (operations.md: owner, tags, one run at a time, callback)."""
+    return DAG(dag_id=source.dag_id, start_date=START, catchup=False, max_active_runs=1,
+               default_args=_default_args(), tags=[f"sector:{source.sector}", f"kind:{source.kind}", "ingest"],
+               **kwargs)
+
+
 def build_file_ingest_dag(source: Source) -> DAG:
     """begin (discover deliveries) -> load_files (one batch per file) -> finish (fail if any file failed)."""
     outlet = asset_for(source)
-    with DAG(
-        dag_id=source.dag_id,
+    with _ingest_dag(
+        source,
         description=f"Load the delivered files of {source.title} into the warehouse",
         # nightly, and on arrival of a delivery (asset watcher on the landing folder)
         schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(INGEST_CRON, timezone=LOCAL_TZ),
                                      assets=landing_asset(source)),
-        start_date=START,
-        catchup=False,
-        max_active_runs=1,
-        default_args=_default_args(),
         params={"as_of_date": AS_OF_PARAM},
-        tags=[f"sector:{source.sector}", f"kind:{source.kind}", "ingest"],
         doc_md=_file_doc(source),
     ) as dag:
 
@@ -256,16 +258,11 @@ def build_file_ingest_dag(source: Source) -> DAG:
 
 def build_ingest_dag(source: Source) -> DAG:
     outlet = asset_for(source)
-    with DAG(
-        dag_id=source.dag_id,
+    with _ingest_dag(
+        source,
         description=f"Extract, validate and load {source.title} into the warehouse",
         schedule=CronTriggerTimetable(INGEST_CRON, timezone=LOCAL_TZ),
-        start_date=START,
-        catchup=False,
-        max_active_runs=1,
-        default_args=_default_args(),
         params={"as_of_date": AS_OF_PARAM, **({"replay_batch": REPLAY_PARAM} if source.watermark else {})},
-        tags=[f"sector:{source.sector}", f"kind:{source.kind}", "ingest"],
         doc_md=_doc(source),
     ) as dag:
 
