@@ -88,12 +88,13 @@ def rows(dsn: str, query: str, args=()) -> list[tuple]:
 WORKER_APP = "reliability_worker"  # every libpq connection of the worker (GX's too) carries it
 
 
-def start_worker(spec: dict, tmp_path: Path) -> subprocess.Popen:
-    """A python process running tests/reliability/worker.py with `spec`: the 'worker' we kill."""
+def start_worker(spec: dict, tmp_path: Path, module: str = "tests.reliability.worker") -> subprocess.Popen:
+    """A python process running `module` (tests/reliability/worker.py; file_worker.py for the
+    file sources) with `spec`: the 'worker' we kill."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)]),
            "GX_ANALYTICS_ENABLED": "false", "PGAPPNAME": WORKER_APP}
     err = open(tmp_path / f"worker-{spec.get('run_id', spec['mode'])}.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "tests.reliability.worker", json.dumps(spec)],
+    return subprocess.Popen([sys.executable, "-m", module, json.dumps(spec)],
                             cwd=REPO, env=env, stdout=err, stderr=subprocess.STDOUT)
 
 
