@@ -125,27 +125,12 @@ def wait_until_worker_gone(dsn):
     wait_for(lambda: not worker_backends(dsn), "the killed worker's backends to leave", timeout=30)
 
 
-# staging: 30,000 rows stage ~7 MB, past the COPY writer's 4 MB flush, before the reader stalls
-CRASH_ROWS = {"staging": 30_000, "publish": 2_000}
-
-
-@pytest.mark.parametrize("phase", ["staging", "publish"])
-def test_kill_while_a_file_loads_changes_nothing_and_the_next_run_loads_it(phase, make_database, tmp_path):
-    dsn, ref = make_database("ioc_rel_fcrash"), make_database("ioc_rel_fref")
-    landing = tmp_path / "landing"
-    conn, ref_conn = migrated(dsn), migrated(ref)
-    visit_csv(landing, "20261118", visits("A", 300, bad_every=40))
-    for c, d in ((conn, dsn), (ref_conn, ref)):
-        assert run_file_deliveries(c, d, "health_visits", AS_OF, landing, run_id="r1")["files_committed"] == 1
-    big = visit_csv(landing, "20261119", visits("B", CRASH_ROWS[phase], bad_every=50, at="2026-11-19 10:00:00"))
-    # the reference: the same two runs, no crash
-    assert run_file_deliveries(ref_conn, ref, "health_visits", AS_OF, landing, run_id="r2")["files_committed"] == 1
-    refresh.refresh(ref_conn, AS_OF, PROVINCE)
-    ref_conn.close()
-
-    before = snapshot(dsn)
-    spec = {"mode": "files", "dsn": dsn, "source": "health_visits", "as_of": AS_OF.isoformat(), "landing": str(landing),
-            "run_id": "r2-killed"}
+def kill_worker_loading(phase: str, dsn: str, landing: Path, big: str, tmp_path: Path) -> int:
+    """Start a worker running health_visits' file run (run id r2-killed) and SIGKILL it while
+    `big` is being staged, or while its publish is blocked on core.health_visit; returns the
+    killed batch's id once the worker's backends are gone."""
+    spec = {"mode": "files", "dsn": dsn, "source": "health_visits", "as_of": AS_OF.isoformat(),
+            "landing": str(landing), "run_id": "r2-killed"}
     if phase == "staging":
         signal = tmp_path / "staging.signal"
         worker = start_worker({**spec, "pause_after": 25_000, "signal": str(signal)}, tmp_path, FILE_WORKER)
@@ -167,6 +152,29 @@ def test_kill_while_a_file_loads_changes_nothing_and_the_next_run_loads_it(phase
             kill(worker)
         batch_id = scalar(dsn, "SELECT batch_id FROM audit.file_delivery WHERE file_name = %s", (big,))
     wait_until_worker_gone(dsn)
+    return batch_id
+
+
+# staging: 30,000 rows stage ~7 MB, past the COPY writer's 4 MB flush, before the reader stalls
+CRASH_ROWS = {"staging": 30_000, "publish": 2_000}
+
+
+@pytest.mark.parametrize("phase", ["staging", "publish"])
+def test_kill_while_a_file_loads_changes_nothing_and_the_next_run_loads_it(phase, make_database, tmp_path):
+    dsn, ref = make_database("ioc_rel_fcrash"), make_database("ioc_rel_fref")
+    landing = tmp_path / "landing"
+    conn, ref_conn = migrated(dsn), migrated(ref)
+    visit_csv(landing, "20261118", visits("A", 300, bad_every=40))
+    for c, d in ((conn, dsn), (ref_conn, ref)):
+        assert run_file_deliveries(c, d, "health_visits", AS_OF, landing, run_id="r1")["files_committed"] == 1
+    big = visit_csv(landing, "20261119", visits("B", CRASH_ROWS[phase], bad_every=50, at="2026-11-19 10:00:00"))
+    # the reference: the same two runs, no crash
+    assert run_file_deliveries(ref_conn, ref, "health_visits", AS_OF, landing, run_id="r2")["files_committed"] == 1
+    refresh.refresh(ref_conn, AS_OF, PROVINCE)
+    ref_conn.close()
+
+    before = snapshot(dsn)
+    batch_id = kill_worker_loading(phase, dsn, landing, big, tmp_path)
 
     after = snapshot(dsn)
     assert diff({k: v for k, v in before.items() if k not in LEDGER},
@@ -188,6 +196,29 @@ def test_kill_while_a_file_loads_changes_nothing_and_the_next_run_loads_it(phase
     assert scalar(dsn, "SELECT count(*) FROM core.health_visit") == valid
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "file_batches.load_all (what Airflow's retry of load_files runs, same run key) does not close the batch a "
+    "killed attempt left 'running': only the next run's batch.open_run marks it failed and drops its staging. "
+    "Until then the run reads 'success' beside a 'running' batch and file_delivery row, and "
+    "staging.health_visits_b<id> (hashed IDs, masks) stays"))
+def test_a_retry_of_load_files_after_a_kill_closes_the_killed_batch(make_database, tmp_path):
+    dsn = make_database("ioc_rel_fcrash")
+    landing = tmp_path / "landing"
+    conn = migrated(dsn)
+    big = visit_csv(landing, "20261119", visits("B", 500, bad_every=50, at="2026-11-19 10:00:00"))
+    batch_id = kill_worker_loading("publish", dsn, landing, big, tmp_path)
+    # Airflow retries load_files with begin's XCom: the same run key and deliveries
+    source = catalog.get("health_visits")
+    todo = file_batches.pending(conn, source, landing, AS_OF)
+    result = file_batches.load_all(conn, source, "health_visits/r2-killed", AS_OF, landing, todo, key=KEY,
+                                   province_code=PROVINCE, sqlalchemy_url=sqlalchemy_url(dsn))
+    conn.close()
+    assert (result["files_committed"], result["failures"]) == (1, [])
+    assert rows(dsn, "SELECT status FROM audit.source_run WHERE run_key = 'health_visits/r2-killed'") == [("success",)]
+    assert rows(dsn, "SELECT status FROM audit.batch WHERE batch_id = %s", (batch_id,)) == [("failed",)]
+    assert staging_tables(dsn) == []
+
+
 # ----------------------------------------------------------------------------- the simulator's deliveries
 
 SIM_SEED = 22   # its last four health days hold a missing column, a bad export, drift and a correction
@@ -204,9 +235,9 @@ def sim_files(pg_server, tmp_path_factory):
     dsn = " ".join(f"{k}={v}" for k, v in {**pg_server, "dbname": name}.items())
     folder = tmp_path_factory.mktemp("sim_landing")
     try:
-        health_visits.generate(dsn, folder, until=AS_OF, visits_per_day=300, health_days=4, seed=SIM_SEED)
-        social_payments.generate(dsn, folder, until=AS_OF, payments_per_month=40, seed=SIM_SEED)
-        project06_tracker.generate(dsn, folder, until=AS_OF, tasks=20, seed=SIM_SEED)
+        health_visits.generate(dsn, folder, until=AS_OF, visits_per_day=600, health_days=4, seed=SIM_SEED)
+        social_payments.generate(dsn, folder, until=AS_OF, payments_per_month=150, seed=SIM_SEED)
+        project06_tracker.generate(dsn, folder, until=AS_OF, seed=SIM_SEED)
         yield dsn, folder
     finally:
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -259,28 +290,30 @@ def test_same_date_twice_loads_no_file_again_and_changes_nothing(sim_files, empt
         settle(landing / rel, age=90)
     third = run_all(conn, empty_db, landing, "run-3")
     conn.close()
-    assert {c: r["files_committed"] for c, r in third.items()} == {c: 0 for c in FILE_SOURCES}
+    assert {c: (r["files"], r["files_committed"]) for c, r in third.items()} == {c: (n, 0) for c, n in failing.items()}
     assert diff(snapshot(empty_db, volatile=True, skip=LEDGER), state) == []
+
+
+DAY_QUALITY = """SELECT source_code, batch_status, expectations_evaluated, expectations_passed, rows_read, rows_loaded,
+                         rows_quarantined, share_valid FROM ioc.data_quality"""   # all but finished_at
 
 
 @pytest.mark.xfail(strict=True, reason=(
     "ioc.data_quality (migration 025) shows the latest run of the date that read data; a re-run retries the "
     "files that failed (sources.md), so that run 'read data' and the day's figures become those of the failed "
-    "retries only: rows_loaded 0, share_valid NULL, the committed files' expectations gone"))
+    "retries only: measured for health_visits, 415 expectations evaluated -> 18, rows_loaded 2214 -> NULL, "
+    "share_valid 0.9875 -> NULL"))
 def test_rerun_of_the_same_date_keeps_the_days_file_data_quality(sim_files, empty_db, tmp_path):
-    sim_dsn, folder = sim_files
+    _, folder = sim_files
     landing = tmp_path / "landing"
-    shutil.copytree(folder, landing)
+    shutil.copytree(folder / "health", landing / "health")
     conn = migrated(empty_db)
-    run_all(conn, empty_db, landing, "run-1")
-    dq = snapshot(empty_db, volatile=True, schemas=("ioc",), skip=("ioc.indicator_values", "ioc.indicator_history",
-                                                                    "ioc.indicator_catalog", "ioc.source_freshness",
-                                                                    "ioc.data_quality_reconciliation"))
-    run_all(conn, empty_db, landing, "run-2")
+    run_file_deliveries(conn, empty_db, "health_visits", AS_OF, landing, run_id="run-1", settle_seconds=60)
+    day = rows(empty_db, DAY_QUALITY)
+    assert day and day[0][1] == "failed" and day[0][5] > 0       # a file failed, the others committed
+    run_file_deliveries(conn, empty_db, "health_visits", AS_OF, landing, run_id="run-2", settle_seconds=60)
     conn.close()
-    assert snapshot(empty_db, volatile=True, schemas=("ioc",), skip=(
-        "ioc.indicator_values", "ioc.indicator_history", "ioc.indicator_catalog", "ioc.source_freshness",
-        "ioc.data_quality_reconciliation")) == dq
+    assert rows(empty_db, DAY_QUALITY) == day
 
 
 # ----------------------------------------------------------------------------- 5. personal data
