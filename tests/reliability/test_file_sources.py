@@ -518,8 +518,8 @@ def test_hostile_files_are_inert_ignored_or_quarantined_and_nothing_is_written_o
     assert "amount_vnd is not a whole number" in quarantined["S-AMOUNT-FORMULA"]
     assert "paid_on is not a real YYYY-MM-DD date" in quarantined["S-DATE-LINK"]
     assert pay["failures"] == [] and pay["rows_quarantined"] == 3
+    assert [n for n, _, _ in ledger(empty_db, "social_payments")] == [social]
     paid = core(empty_db, "core.social_payment", "payment_id")
     assert link in paid and "000000001234" in paid
     assert rows(empty_db, "SELECT beneficiary_cccd_hash, commune_code FROM core.social_payment"
                           " WHERE payment_id = '000000001234'") == [(pii.keyed_hash(KEY, "048095000124"), "20194")]
-    assert social == "social/social_payments_202610.xlsx"
