@@ -14,7 +14,7 @@ and N:
 3. in a fresh spawned child process: migrate a fresh warehouse (timed apart), then run what
    the DAG's tasks run: batch.begin -> extract(fetchers.fetcher_for) -> record_extract ->
    dedupe -> validate -> publish -> cleanup, or for the file source file_batches.pending +
-   load_all; each step timed; the child's peak RSS is its own ru_maxrss;
+   load_all; each step timed; the child's peak RSS is its own VmHWM;
 4. baseline: the same rows (as served / as the extractor's own window query returns them /
    the CSV file itself) COPYed into a plain logged table without index (timed, commit included).
 
@@ -57,6 +57,7 @@ STEPS = ("begin", "extract", "record_extract", "dedupe", "validate", "publish", 
 def ingest_child(code: str, wh_dsn: str, as_of: str, key_hex: str, landing: str | None) -> dict:
     """Runs in a spawned process: the real path of one source, each step timed."""
     benchlib.child_logging("ingest")
+    log.info("ingest process started: peak RSS so far %.0f MB", benchlib.peak_rss_mb())
     from ioc_pipeline import catalog, warehouse
     import ingest_path
 
@@ -79,7 +80,7 @@ def ingest_child(code: str, wh_dsn: str, as_of: str, key_hex: str, landing: str 
     cpu = {s: timer.cpu.get(s, 0.0) for s in STEPS}
     times.update(total=total, migrate=migrate_s)
     cpu["total"] = sum(cpu.values())
-    return {**out, "times": times, "cpu": cpu, "duplicates_removed": timer.removed}
+    return {**out, "times": times, "cpu": cpu, "rss_mb": dict(timer.rss_mb), "duplicates_removed": timer.removed}
 
 
 # ----------------------------------------------------------------------------- the sources' data and baselines
@@ -212,7 +213,7 @@ def table(results: list[dict]) -> str:
         lines.append((r["source"], f"{r['n']:,}", f"{r['rows_read']:,}", f"{t['total']:.1f}", f"{e2e:,.0f}",
                       f"{copy:,.0f}", f"{copy / e2e:.1f}x", f"{t['extract']:.1f}", f"{t['dedupe']:.1f}",
                       f"{t['validate']:.1f}", f"{t['publish']:.1f}", f"{other:.1f}", f"{r['cpu']['total']:.1f}",
-                      f"{r['peak_rss_kb'] / 1024:.0f}"))
+                      f"{r['peak_rss_mb']:.0f}"))
     return benchlib.format_table(HEAD, lines)
 
 
@@ -258,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['duplicates_removed']:,} duplicates removed, {r['quarantined']:,} quarantined, "
               f"{r['rows_loaded']:,} loaded")
         print("  wall s (ingest-process CPU s) per step: " + ", ".join(f"{s} {t[s]:.2f} ({c[s]:.2f})" for s in STEPS))
+        print("  peak RSS MB at the end of each step: " + ", ".join(f"{s} {r['rss_mb'][s]:.0f}" for s in STEPS
+                                                                   if s in r["rss_mb"]))
         if r["sim_cpu"] is not None:
             print(f"  source side during the run, CPU s: simulator process {benchlib.fmt_opt(r['sim_cpu'])}, "
                   f"its PostgreSQL backends {benchlib.fmt_opt(r['sim_db_cpu'])}")

@@ -131,6 +131,33 @@ def cycle_child(wh_dsn: str, as_of: str, key_hex: str, landing: str, phase: str)
     return out
 
 
+def airflow_dags_test(wh_dsn: str, key_hex: str, day: dt.date, home: Path, dag_ids: tuple[str, ...]) -> dict:
+    """Wall seconds of `airflow dags test <dag> <D>` (what `make run` does per DAG) against the same
+    warehouse: the Airflow overhead per DAG run, next to the in-process times of the same work.
+    The metadata database (SQLite, in `home`) is migrated first, not timed."""
+    import subprocess
+
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(benchlib.REPO / "dags"),
+           "AIRFLOW__CORE__PLUGINS_FOLDER": str(benchlib.REPO / "plugins"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Ho_Chi_Minh", "AIRFLOW_VAR_IOC_PII_KEY": key_hex,
+           "AIRFLOW_CONN_IOC_WAREHOUSE": benchlib.pg_conn_json(wh_dsn),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PYTHONPATH": os.pathsep.join([str(benchlib.REPO / "plugins"), str(benchlib.REPO)])}
+    home.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    out = {}
+    for dag_id in dag_ids:
+        t = time.perf_counter()
+        with open(home / f"{dag_id}.log", "wb") as logf:
+            proc = subprocess.run(["airflow", "dags", "test", dag_id, day.isoformat(), "-c",
+                                   f'{{"as_of_date": "{day.isoformat()}"}}'], env=env, stdout=logf,
+                                  stderr=subprocess.STDOUT)
+        out[dag_id] = (proc.returncode, time.perf_counter() - t)
+        log.info("airflow dags test %s: exit %d in %.1f s", dag_id, *out[dag_id])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--date", type=dt.date.fromisoformat, default=dt.date(2026, 11, 20), help="the cycle's as-of date D")
@@ -144,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--health-days", type=int, default=7, help="days of health files before D")
     ap.add_argument("--population-days", type=int, default=60)
     ap.add_argument("--server", default="")
+    ap.add_argument("--airflow", action="store_true",
+                    help="also time `airflow dags test` of ingest_land and refresh_ioc_views for D once")
     args = ap.parse_args(argv)
     scale = {"civil_status": args.civil_status, "public_services": args.public_services, "land": args.land,
              "tuition": args.tuition, "visits_per_day": args.visits_per_day, "facilities": args.facilities,
@@ -190,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             load_before = os.getloadavg()
             cycle = benchlib.run_in_child(cycle_child, wh_dsn, day.isoformat(), key_hex, str(landing), "cycle")
             load_after = os.getloadavg()
+            dags_test = (airflow_dags_test(wh_dsn, key_hex, day, Path(tmp) / "airflow-dags-test",
+                                           ("ingest_land", "refresh_ioc_views")) if args.airflow else {})
     finally:
         if sim_proc is not None:
             benchlib.stop_process(sim_proc)
@@ -219,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     for code in SOURCES:
         if cycle["sources"][code]["status"] != "success":
             print(f"  {code}: {cycle['sources'][code]['status']}")
+    for dag_id, (rc, secs) in dags_test.items():
+        print(f"`airflow dags test {dag_id} {day}` (same warehouse, after the cycle): exit {rc}, {secs:.1f} s wall")
     alone = cycle["refresh_alone"]
     print(f"refresh_ioc_views' refresh.refresh alone for {day} ({cycle['indicator_rows']} indicator rows), "
           f"{REPEATS} runs: " + ", ".join(f"{s:.2f}" for s in alone) + f" s (median {statistics.median(alone):.2f} s)")

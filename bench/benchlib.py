@@ -209,6 +209,19 @@ def stop_process(proc: subprocess.Popen) -> None:
 
 # ----------------------------------------------------------------------------- timed child process
 
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory (VmHWM). Not ru_maxrss: Linux keeps that across
+    exec, so a spawned child would report its parent's RSS at the fork (e.g. after generating
+    5M rows) instead of its own."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def cpu_now() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -222,6 +235,7 @@ class StepTimer:
     def __init__(self) -> None:
         self.wall: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
+        self.rss_mb: dict[str, float] = {}   # the process's peak RSS when the step ended
 
     def run(self, name: str, fn: Callable, *a, **kw):
         t, c = time.perf_counter(), cpu_now()
@@ -230,7 +244,9 @@ class StepTimer:
         finally:
             self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - t
             self.cpu[name] = self.cpu.get(name, 0.0) + cpu_now() - c
-            log.info("step %s: %.2f s so far (process CPU %.2f s)", name, self.wall[name], self.cpu[name])
+            self.rss_mb[name] = peak_rss_mb()
+            log.info("step %s: %.2f s so far (process CPU %.2f s, peak RSS %.0f MB)", name, self.wall[name],
+                     self.cpu[name], self.rss_mb[name])
 
     def instrument(self, module, names: dict[str, str]) -> None:
         """names: function name in `module` -> step name."""
@@ -247,7 +263,7 @@ def child_logging(tag: str) -> None:
 def _child_main(target: Callable, args: tuple, out) -> None:
     try:
         result = target(*args)
-        result["peak_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        result["peak_rss_mb"] = peak_rss_mb()
         out.send({"ok": True, **result})
     except BaseException as exc:
         out.send({"ok": False, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"})
