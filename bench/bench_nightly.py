@@ -141,6 +141,7 @@ def airflow_dags_test(wh_dsn: str, key_hex: str, day: dt.date, home: Path, dag_i
            "AIRFLOW__CORE__PLUGINS_FOLDER": str(benchlib.REPO / "plugins"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Ho_Chi_Minh", "AIRFLOW_VAR_IOC_PII_KEY": key_hex,
            "AIRFLOW_CONN_IOC_WAREHOUSE": benchlib.pg_conn_json(wh_dsn),
+           "IOC_DATA_DIR": str(home),  # data_docs.build writes here, never into the shared .data/
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            "PYTHONPATH": os.pathsep.join([str(benchlib.REPO / "plugins"), str(benchlib.REPO)])}
     home.mkdir(parents=True, exist_ok=True)
