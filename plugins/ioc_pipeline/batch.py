@@ -115,21 +115,7 @@ def open_run(conn, source: Source, dag_run_id: str, as_of: dt.date, *, key: byte
                 WHERE source_code = %s AND status = 'running' AND run_key <> %s""",
             (source.code, run_key),
         )
-        cur.execute(
-            """UPDATE audit.batch SET status = 'failed', finished_at = clock_timestamp(),
-                      error = 'abandoned: the worker stopped before the batch finished'
-                WHERE source_code = %s AND status = 'running' RETURNING batch_id""",
-            (source.code,),
-        )
-        # a killed worker ran no teardown: its staging (hashed IDs, masks) goes now
-        for (abandoned,) in cur.fetchall():
-            staging.drop(cur, staging.table_name(source, abandoned))
-            staging.drop(cur, f"{staging.table_name(source, abandoned)}_rejects")
-        cur.execute(
-            """UPDATE audit.file_delivery SET status = 'failed'
-                WHERE source_code = %s AND status = 'running'""",
-            (source.code,),
-        )
+        abandon_running_batches(cur, source)
         cur.execute(
             """INSERT INTO audit.source_run (run_key, source_code, dag_run_id, as_of_date, status)
                VALUES (%s, %s, %s, %s, 'running')
@@ -138,6 +124,29 @@ def open_run(conn, source: Source, dag_run_id: str, as_of: dt.date, *, key: byte
             (run_key, source.code, dag_run_id, as_of),
         )
     return run_key
+
+
+def abandon_running_batches(cur, source: Source, run_key: str | None = None) -> list[int]:
+    """Batches still 'running' (of the source, or of one run) were left by a killed worker: they
+    committed nothing. Mark them failed (and their file-ledger rows), and drop their staging,
+    which no teardown dropped (it holds hashed IDs and masks). Returns their ids."""
+    cur.execute(
+        """UPDATE audit.batch SET status = 'failed', finished_at = clock_timestamp(),
+                  error = 'abandoned: the worker stopped before the batch finished'
+            WHERE source_code = %s AND status = 'running' AND (%s::text IS NULL OR run_key = %s)
+        RETURNING batch_id""",
+        (source.code, run_key, run_key),
+    )
+    abandoned = [r[0] for r in cur.fetchall()]
+    for batch_id in abandoned:
+        staging.drop(cur, staging.table_name(source, batch_id))
+        staging.drop(cur, f"{staging.table_name(source, batch_id)}_rejects")
+    if abandoned:
+        cur.execute("UPDATE audit.file_delivery SET status = 'failed' WHERE batch_id = ANY(%s) AND status = 'running'",
+                    (abandoned,))
+        log.warning("%s: batch(es) %s abandoned by a stopped worker marked failed, staging dropped",
+                    source.code, ", ".join(map(str, abandoned)))
+    return abandoned
 
 
 def record_failed_run(conn, source: Source, dag_run_id: str, as_of: dt.date, error: str) -> None:

@@ -75,6 +75,8 @@ def load_all(conn, source: Source, run_key: str, as_of: dt.date, root: Path, del
 
     Never raises for a file's own problem: the failures are returned (and recorded) so that the
     other files still load; the caller fails the task when `failures` is not empty."""
+    with warehouse.transaction(conn) as cur:  # a retried task: close what its killed attempt left open
+        batch.abandon_running_batches(cur, source, run_key)
     done = committed_checksums(conn, source)  # a retried task skips what already committed
     loaded = quarantined = removed = 0
     failures: list[str] = []

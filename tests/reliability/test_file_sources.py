@@ -196,11 +196,6 @@ def test_kill_while_a_file_loads_changes_nothing_and_the_next_run_loads_it(phase
     assert scalar(dsn, "SELECT count(*) FROM core.health_visit") == valid
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "file_batches.load_all (what Airflow's retry of load_files runs, same run key) does not close the batch a "
-    "killed attempt left 'running': only the next run's batch.open_run marks it failed and drops its staging. "
-    "Until then the run reads 'success' beside a 'running' batch and file_delivery row, and "
-    "staging.health_visits_b<id> (hashed IDs, masks) stays"))
 def test_a_retry_of_load_files_after_a_kill_closes_the_killed_batch(make_database, tmp_path):
     dsn = make_database("ioc_rel_fcrash")
     landing = tmp_path / "landing"
@@ -298,11 +293,6 @@ DAY_QUALITY = """SELECT source_code, batch_status, expectations_evaluated, expec
                          rows_quarantined, share_valid FROM ioc.data_quality"""   # all but finished_at
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ioc.data_quality (migration 025) shows the latest run of the date that read data; a re-run retries the "
-    "files that failed (sources.md), so that run 'read data' and the day's figures become those of the failed "
-    "retries only: measured for health_visits, 415 expectations evaluated -> 18, rows_loaded 2214 -> NULL, "
-    "share_valid 0.9875 -> NULL"))
 def test_rerun_of_the_same_date_keeps_the_days_file_data_quality(sim_files, empty_db, tmp_path):
     _, folder = sim_files
     landing = tmp_path / "landing"
