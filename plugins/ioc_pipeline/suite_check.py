@@ -52,10 +52,20 @@ def format_results(results: list[validation.ExpectationResult]) -> list[str]:
 
 
 def sample_fetcher(source: Source):
-    """fetch(plan) -> (items, total) over the configured connection, whole window up to D+1."""
-    from .extract import fetchers
+    """fetch(plan) -> (items, total) over the configured connection: the whole window up to D+1,
+    or, for a file source, its newest delivery named on or before D (read as a batch reads it)."""
+    from .extract import fetchers, file_source
 
     def fetch(plan):
-        return fetchers.fetcher_for(source, plan)()
+        if source.kind != "file":
+            return fetchers.fetcher_for(source, plan)()
+        root = file_source.landing_root(source)
+        found = file_source.discover(root, source.files, dt.date.fromisoformat(plan.as_of_date), settle_seconds=0)
+        if not found:
+            raise file_source.FileUnreadable(f"{source.code}: no delivery of {source.files.pattern} on or before "
+                                             f"{plan.as_of_date} in the landing folder")
+        newest = max(found, key=lambda d: (d.named_date or "", d.mtime))
+        print(f"{source.code}: sample = {newest.name}")
+        return file_source.read_items(root, source, newest), (lambda: None)
 
     return fetch

@@ -45,3 +45,29 @@ def test_check_suite_reports_a_suite_that_does_not_load(empty_db, tmp_path):
     with pytest.raises(validation.SuiteError, match="bad.json.*expect_colum_typo"):
         suite_check.check(conn, catalog.get("civil_status"), D, fetch=lambda plan: (iter([]), lambda: None),
                           key=KEY, province_code="48", sqlalchemy_url=sqlalchemy_url(empty_db), suite_path=bad)
+
+
+def test_check_suite_samples_a_file_source_s_newest_delivery(empty_db, tmp_path, monkeypatch, capsys):
+    """`make check-suite SOURCE=health_visits`: the newest delivery named on or before D, read
+    exactly as a batch reads it (CSV as text, cell rules), checked, nothing published."""
+    monkeypatch.setenv("AIRFLOW_CONN_SECTOR_LANDING", json.dumps({"conn_type": "fs", "extra": {"path": str(tmp_path)}}))
+    header = "visit_id,facility_code,commune_code,visit_at,patient_cccd,bhyt_card_no,identification\n"
+    (tmp_path / "health").mkdir()
+    (tmp_path / "health" / "bhyt_visits_48001_20261118.csv").write_text(header + "OLD,48001,20194,2026-11-18 08:00:00,,,paper\n")
+    (tmp_path / "health" / "bhyt_visits_48001_20261119.csv").write_text(
+        header + "V1,48001,20194,2026-11-19 08:00:00,048095000123,,chip_cccd\n"
+                 "V2,48001,20194,2026-11-19 09:00:00,,,fingerprint\n")
+    (tmp_path / "health" / "bhyt_visits_48001_20261121.csv").write_text(header)   # after D: not sampled
+    conn = migrated(empty_db)
+    source = catalog.get("health_visits")
+    rows, results = suite_check.check(conn, source, D, fetch=suite_check.sample_fetcher(source), key=KEY,
+                                      province_code="48", sqlalchemy_url=sqlalchemy_url(empty_db))
+    assert "sample = health/bhyt_visits_48001_20261119.csv" in capsys.readouterr().out
+    assert rows == 2
+    failed = {(r.type, r.column) for r in results if not r.success}
+    assert ("expect_column_values_to_be_in_set", "identification") in failed     # "fingerprint"
+    assert ("unexpected_rows_expectation", "patient_cccd_hash") in failed        # V2 has neither ID
+    with conn.cursor() as cur:
+        cur.execute("SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = 'staging'), (SELECT count(*) FROM audit.batch)")
+        assert cur.fetchone() == (0, 0)
+    conn.commit()
