@@ -21,6 +21,8 @@ help:
 	@echo "make quarantine SOURCE=civil_status [BATCH=id]   quarantined rows per batch, with reasons"
 	@echo "make stop              stop the simulator and the embedded PostgreSQL"
 	@echo "make celery-run [DATE=YYYY-MM-DD]   every DAG once on a local CeleryExecutor (Redis + PostgreSQL on 127.0.0.1)"
+	@echo "make bench [BENCH_ARGS=...]   ingest paths against a raw COPY of the same rows (docs/performance.md)"
+	@echo "make bench-nightly         the nightly cycle and the view refresh at province scale"
 
 $(STAMP): requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
