@@ -43,9 +43,11 @@ class Recorder(StepTimer):
 
 
 def run_source(conn, source: Source, as_of: dt.date, *, key: bytes, sqlalchemy_url: str, timer: Recorder,
-               landing: Path | None = None, migrate: bool = False) -> dict:
+               landing: Path | None = None, migrate: bool = False, raise_on_failed_file: bool = True) -> dict:
     """begin..cleanup of a REST/SQL source, or begin (discover) + load_all of a file source.
-    `migrate`: also run the migration check every DAG's begin task runs (timed under begin)."""
+    `migrate`: also run the migration check every DAG's begin task runs (timed under begin).
+    A file source's failed files raise, or with raise_on_failed_file=False are listed under
+    "failures" (the simulator delivers some faulty files on purpose)."""
     run_id = f"bench_{uuid.uuid4().hex[:8]}"
     if migrate:
         timer.run("begin", warehouse.migrate, conn)
@@ -54,14 +56,15 @@ def run_source(conn, source: Source, as_of: dt.date, *, key: bytes, sqlalchemy_u
         todo = timer.run("begin", file_batches.pending, conn, source, landing, as_of, settle_seconds=0)
         result = file_batches.load_all(conn, source, run_key, as_of, landing, todo, key=key, province_code=PROVINCE,
                                        sqlalchemy_url=sqlalchemy_url)
-        if result["failures"]:
+        if result["failures"] and raise_on_failed_file:
             raise RuntimeError("; ".join(result["failures"]))
         with warehouse.transaction(conn) as cur:
             cur.execute("SELECT coalesce(sum(rows_read), 0), coalesce(sum(distinct_keys), 0) FROM audit.batch"
                         " WHERE run_key = %s", (run_key,))
             rows_read, distinct = cur.fetchone()
         return {"rows_read": int(rows_read), "distinct_keys": int(distinct), "quarantined": result["rows_quarantined"],
-                "rows_loaded": result["rows_loaded"], "window_end": None, "files": result["files"]}
+                "rows_loaded": result["rows_loaded"], "window_end": None, "files": result["files"],
+                "failures": list(result["failures"])}
     plan = timer.run("begin", batch.begin, conn, source, run_id, as_of, key=key, province_code=PROVINCE)
     if plan.empty_window:  # what the DAG's tasks do: nothing to extract, publish moves nothing
         published = batch.publish(conn, source, plan)
