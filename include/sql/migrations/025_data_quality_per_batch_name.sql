@@ -1,8 +1,8 @@
 -- ioc.data_quality, per source and as-of date: the day's figures add up, for every batch the
 -- date's runs tried (a window, a snapshot, a delivered file: audit.batch.batch_name), its LATEST
 -- attempt that read data or failed. So a re-run that only tries the failed files again, or
--- reads an empty window, replaces those files' figures and keeps the others' (replaces 025's
--- "latest run"). Same columns and types (the IOC's contract: never rename).
+-- reads an empty window, replaces those files' figures and keeps the others' (replaces the
+-- "latest batch" of 016). Same columns and types (the IOC's contract: never rename).
 CREATE OR REPLACE VIEW ioc.data_quality AS
 WITH latest AS (
     SELECT DISTINCT ON (b.source_code, b.as_of_date, b.batch_name) b.*
@@ -30,3 +30,6 @@ SELECT j.source_code,
  GROUP BY j.source_code, j.as_of_date;
 
 GRANT SELECT ON ioc.data_quality TO ioc_reader;
+
+-- Repeated rejections of the same key are collapsed at publish (batch.publish): look them up fast.
+CREATE INDEX IF NOT EXISTS rejected_row_by_key ON quarantine.rejected_row (source_code, business_key);
