@@ -31,39 +31,21 @@ import psycopg2  # noqa: E402
 
 log = logging.getLogger("bench")
 
-DEFAULT_LOCAL = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 PROVINCE = "48"
 
 
 # ----------------------------------------------------------------------------- server and databases
 
-def _answers(dsn: str) -> bool:
-    try:
-        psycopg2.connect(dsn).close()
-        return True
-    except psycopg2.OperationalError:
-        return False
-
-
 def resolve_server(choice: str) -> tuple[dict, str, Path | None]:
-    """(libpq params without dbname, label, embedded data dir started here or None)."""
-    if choice and choice != "embedded":
-        if not _answers(choice):
-            raise SystemExit(f"--server {choice!r} does not answer")
-        params = psycopg2.extensions.parse_dsn(choice)
-        label = f"server {params.get('host', 'local socket')}:{params.get('port', 5432)}"
-    elif not choice and _answers(DEFAULT_LOCAL):
-        params = psycopg2.extensions.parse_dsn(DEFAULT_LOCAL)
-        label = "server 127.0.0.1:5432"
-    else:
-        from ioc_pipeline import embedded_pg
+    """(libpq params without dbname, label, embedded data dir started here or None): the same
+    rule as the tests (ioc_pipeline.embedded_pg.choose_server), embedded data in .data/bench-pg."""
+    from ioc_pipeline import embedded_pg
 
-        data_dir = REPO / ".data" / "bench-pg"
-        was_running = (data_dir / "postmaster.pid").exists()
-        params = {"host": embedded_pg.ensure_server(data_dir), "user": "postgres"}
-        return params, "embedded (pgserver)", None if was_running else data_dir
-    params.pop("dbname", None)
-    return params, label, None
+    try:
+        chosen = embedded_pg.choose_server(choice, REPO / ".data" / "bench-pg")
+    except ValueError as exc:
+        raise SystemExit(f"--server {exc}") from None
+    return chosen.params, chosen.label, chosen.started_here
 
 
 def stop_embedded(started_here: Path | None) -> None:
@@ -76,19 +58,15 @@ def dsn_of(params: dict, dbname: str) -> str:
     return " ".join(f"{k}={v}" for k, v in {**params, "dbname": dbname}.items())
 
 
-def _admin(params: dict, sql: str) -> None:
-    conn = psycopg2.connect(dbname="postgres", **params)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
+def _maintenance(params: dict, sql: str) -> None:
+    from ioc_pipeline import embedded_pg
+
+    embedded_pg.maintenance(params, sql)
 
 
 def create_database(params: dict, prefix: str, created: list[str]) -> str:
     name = f"ioc_bench_{prefix}_{uuid.uuid4().hex[:8]}"
-    _admin(params, f'CREATE DATABASE "{name}"')
+    _maintenance(params, f'CREATE DATABASE "{name}"')
     created.append(name)
     return dsn_of(params, name)
 
@@ -96,7 +74,7 @@ def create_database(params: dict, prefix: str, created: list[str]) -> str:
 def drop_databases(params: dict, created: list[str]) -> None:
     for name in created:
         try:
-            _admin(params, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            _maintenance(params, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         except psycopg2.Error as exc:
             log.error("could not drop database %s: %s", name, exc)
     created.clear()

@@ -102,18 +102,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _maintenance(params: dict, statement: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(dbname="postgres", **params)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
-
-
 def _query(params: dict, dbname: str, sql: str, args: tuple = ()) -> list[tuple]:
     import psycopg2
 
@@ -313,7 +301,9 @@ def main() -> int:
     os.environ["AIRFLOW_HOME"] = str(tmp / "airflow")
     os.environ.setdefault("IOC_SIM_PORT", str(_free_port()))
     sys.path.insert(0, str(REPO / "scripts"))
-    import pipeline
+    import pipeline  # puts plugins/ on sys.path
+
+    from ioc_pipeline import embedded_pg
 
     t0 = time.monotonic()
     procs = Processes(logdir)
@@ -325,7 +315,7 @@ def main() -> int:
             metadata_url=sqlalchemy_url(params, meta_db), broker_url=args.redis_url, api_port=api_port, queue=queue,
             concurrency=args.concurrency, jwt_secret=secrets.token_urlsafe(32), api_secret=secrets.token_urlsafe(32)))
         for db in filter(None, (meta_db, wh_db)):
-            _maintenance(params, f'CREATE DATABASE "{db}"')
+            embedded_pg.maintenance(params, f'CREATE DATABASE "{db}"')
             created.append(db)
         if wh_db:
             os.environ["AIRFLOW_CONN_IOC_WAREHOUSE"] = pipeline._conn_json(
@@ -377,7 +367,7 @@ def main() -> int:
             log(f"kept {tmp} and databases {', '.join(created)}")
         else:
             for db in created:
-                _maintenance(params, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+                embedded_pg.maintenance(params, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
             if failed:
                 log(f"task and component logs kept in {tmp} (databases dropped)")
             else:

@@ -13,7 +13,6 @@ import os
 import uuid
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from ioc_pipeline import embedded_pg
@@ -21,43 +20,15 @@ from ioc_pipeline import embedded_pg
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_LOCAL = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
-
-
-def _answers(dsn: str) -> bool:
-    try:
-        psycopg2.connect(dsn).close()
-        return True
-    except psycopg2.OperationalError:
-        return False
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> dict:
     """Connection parameters (libpq keywords, no dbname) of the PostgreSQL server under test."""
-    choice = os.environ.get("IOC_TEST_POSTGRES", "")
-    if choice and choice != "embedded":
-        if not _answers(choice):
-            pytest.fail(f"IOC_TEST_POSTGRES={choice!r} does not answer")
-        params = psycopg2.extensions.parse_dsn(choice)
-    elif not choice and _answers(DEFAULT_LOCAL):
-        params = psycopg2.extensions.parse_dsn(DEFAULT_LOCAL)
-    else:
-        socket_dir = embedded_pg.ensure_server(REPO / ".data" / "test-pg")
-        params = {"host": socket_dir, "user": "postgres"}
-    params.pop("dbname", None)
-    return params
-
-
-def _maintenance_sql(pg_server: dict, statement: str) -> None:
-    """Run one statement outside a transaction (CREATE/DROP DATABASE) on the maintenance db."""
-    conn = psycopg2.connect(dbname="postgres", **pg_server)
-    conn.autocommit = True
     try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
+        return embedded_pg.choose_server(os.environ.get("IOC_TEST_POSTGRES", ""), REPO / ".data" / "test-pg").params
+    except ValueError as exc:
+        pytest.fail(f"IOC_TEST_POSTGRES: {exc}")
 
 
 @pytest.fixture
@@ -67,13 +38,13 @@ def make_database(pg_server):
 
     def _make(prefix: str = "ioc_test") -> str:
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-        _maintenance_sql(pg_server, f'CREATE DATABASE "{name}"')
+        embedded_pg.maintenance(pg_server, f'CREATE DATABASE "{name}"')
         created.append(name)
         return " ".join(f"{k}={v}" for k, v in {**pg_server, "dbname": name}.items())
 
     yield _make
     for name in created:
-        _maintenance_sql(pg_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        embedded_pg.maintenance(pg_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -1,16 +1,74 @@
-"""The embedded PostgreSQL used where no server is configured (demo, tests).
+"""The embedded PostgreSQL used where no server is configured (demo, tests, benchmarks).
 
 `pgserver` ships real PostgreSQL binaries in a wheel. The server listens on a Unix socket
 inside its data folder and keeps running after this process exits, so Airflow's task
 subprocesses can reach it through an ordinary connection URI.
+
+`choose_server` is the one rule the local tools share for which server to use: a named one,
+else the server on 127.0.0.1:5432 if it answers, else the embedded one.
 """
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+LOCAL_SERVER = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
+
+
+@dataclass(frozen=True)
+class ServerChoice:
+    params: dict                     # libpq keywords without dbname
+    label: str                       # for reports: which server was used
+    started_here: Path | None = None  # embedded data folder started by this call (stop it after)
+
+
+def answers(dsn: str) -> bool:
+    import psycopg2
+
+    try:
+        psycopg2.connect(dsn).close()
+        return True
+    except psycopg2.OperationalError:
+        return False
+
+
+def choose_server(choice: str | None, embedded_dir: str | os.PathLike) -> ServerChoice:
+    """`choice`: a libpq DSN (must answer, else ValueError), 'embedded', or empty (the local
+    server if it answers, else the embedded server in `embedded_dir`)."""
+    import psycopg2.extensions
+
+    if choice and choice != "embedded":
+        if not answers(choice):
+            raise ValueError(f"{choice!r} does not answer")
+        params = psycopg2.extensions.parse_dsn(choice)
+        label = f"server {params.get('host', 'local socket')}:{params.get('port', 5432)}"
+    elif not choice and answers(LOCAL_SERVER):
+        params = psycopg2.extensions.parse_dsn(LOCAL_SERVER)
+        label = "server 127.0.0.1:5432"
+    else:
+        data_dir = Path(embedded_dir).resolve()
+        was_running = (data_dir / "postmaster.pid").exists()
+        return ServerChoice({"host": ensure_server(data_dir), "user": "postgres"}, "embedded (pgserver)",
+                            None if was_running else data_dir)
+    params.pop("dbname", None)
+    return ServerChoice(params, label)
+
+
+def maintenance(params: dict, statement: str) -> None:
+    """Run one statement outside a transaction (CREATE/DROP DATABASE) on database postgres."""
+    import psycopg2
+
+    conn = psycopg2.connect(dbname="postgres", **params)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
 
 
 def ensure_server(data_dir: str | os.PathLike) -> str:
