@@ -93,6 +93,7 @@ class Communes:
     """The code pools a province's records draw from, clean and faulty."""
 
     legacy: tuple[str, ...]           # legacy communes of the province's legacy provinces
+    legacy_inside: tuple[str, ...]    # of those, the ones whose 2025 unit is in the province
     current: tuple[str, ...]          # 2025 communes of the province
     legacy_outside: tuple[str, ...]   # legacy communes mapping outside the province
     current_outside: tuple[str, ...]  # 2025 communes of other provinces
@@ -123,7 +124,7 @@ def communes_for(province_code: str) -> Communes:
         unknown.add(f"{rng.randrange(33000, 99999):05d}")
     unknown -= all_legacy | all_current
     return Communes(
-        legacy=legacy, current=current, legacy_outside=legacy_outside,
+        legacy=legacy, legacy_inside=tuple(c for c in legacy if ref.to_2025(c) in own), current=current, legacy_outside=legacy_outside,
         current_outside=current_outside,
         legacy_not_2025=tuple(c for c in legacy if c not in all_current),
         current_not_legacy=tuple(c for c in current if c not in all_legacy),

@@ -127,12 +127,10 @@ def pools_for(province_code: str, facilities: int) -> Pools:
         raise ValueError("facilities must be positive")
     ref = load_reference()
     communes = communes_for(province_code)
-    own = set(communes.current)
-    mapped = [c for c in communes.legacy if ref.to_2025(c) in own]
     rng = random.Random(f"health-facilities:{province_code}")
     drawn = []
     for i in range(facilities):
-        legacy = rng.choice(mapped)
+        legacy = rng.choice(communes.legacy_inside)
         weight = 3.0 if i == 0 else rng.uniform(0.5, 1.6)   # the provincial general hospital first
         # export tools differ: every third one writes a BOM, every other one CRLF
         drawn.append((f"{province_code}{i + 1:03d}", legacy, ref.to_2025(legacy), weight,

@@ -118,8 +118,6 @@ class Pools:
 def pools_for(province_code: str, size: int, seed: int) -> Pools:
     ref = load_reference()
     communes = communes_for(province_code)
-    own = set(communes.current)
-    mapped = [c for c in communes.legacy if ref.to_2025(c) in own]
     rng = random.Random(f"{seed}:{SOURCE}:beneficiaries:{province_code}")
     out = []
     for i in range(size):
@@ -127,7 +125,7 @@ def pools_for(province_code: str, size: int, seed: int) -> Pools:
         age = rng.randint(80, 100) if program == "elderly_allowance" else rng.randint(55, 95) \
             if program == "meritorious_people" else rng.randint(3, 90)
         birth = date(2025 - age, rng.randint(1, 12), rng.randint(1, 28))
-        legacy = rng.choice(mapped)
+        legacy = rng.choice(communes.legacy_inside)
         out.append(Beneficiary(i + 1, people.cccd(rng, birth, rng.choice("MF"), people.local_prefix(rng, communes.home_prefixes)),
                                legacy, ref.to_2025(legacy), program, rng.random(), rng.random() < 0.15,
                                rng.choice((1.0, 1.5, 2.0, 2.5, 3.0))))

@@ -98,13 +98,11 @@ def pools_for(province_code: str) -> Pools:
     """The province's schools (each in a legacy commune with a 2025 unit of the province)."""
     ref = load_reference()
     communes = communes_for(province_code)
-    own = set(communes.current)
-    mapped = [c for c in communes.legacy if ref.to_2025(c) in own]
     rng = random.Random(f"tuition-schools:{province_code}")
     schools = []
     for i in range(SCHOOLS):
         level = rng.choice(sorted(LEVELS))
-        legacy = rng.choice(mapped)
+        legacy = rng.choice(communes.legacy_inside)
         schools.append(School(f"{province_code}{level}{i + 1:03d}", level, legacy, ref.to_2025(legacy)))
     return Pools(communes, tuple(schools))
 
