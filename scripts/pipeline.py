@@ -73,7 +73,7 @@ def ensure_warehouse() -> str | None:
     if os.environ.get("AIRFLOW_CONN_IOC_WAREHOUSE"):
         log("warehouse: AIRFLOW_CONN_IOC_WAREHOUSE")
         return None
-    from ioc_pipeline import embedded_pg
+    from devtools import embedded_pg
 
     socket_dir = embedded_pg.ensure_server(DATA / "pg")
     _create_db(socket_dir, "ioc")
@@ -126,7 +126,7 @@ def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
     if not missing:
         log("sector sources: configured connections")
         return
-    from ioc_pipeline import embedded_pg
+    from devtools import embedded_pg
 
     sim_socket = socket_dir or embedded_pg.ensure_server(DATA / "pg")
     _create_db(sim_socket, "sector_sim")
@@ -187,7 +187,7 @@ def airflow_db() -> None:
 
 
 def dag_ids() -> list[str]:
-    from ioc_pipeline import catalog
+    from ioc_pipeline.declaration import catalog
 
     return [s.dag_id for s in catalog.load().values()]
 
@@ -305,7 +305,10 @@ def main() -> int:
 
 
 def check_suite(code: str, as_of: str, suite: str | None) -> int:
-    from ioc_pipeline import catalog, config, suite_check, validation, warehouse
+    from ioc_pipeline.declaration import catalog
+    from ioc_pipeline import config, warehouse
+    from ioc_pipeline.quality import suite_check
+    from ioc_pipeline.ingest import validation
 
     source = catalog.get(code)
     conn = warehouse.connect()
@@ -330,7 +333,8 @@ def check_suite(code: str, as_of: str, suite: str | None) -> int:
 
 
 def docs() -> int:
-    from ioc_pipeline import data_docs, warehouse
+    from ioc_pipeline.quality import data_docs
+    from ioc_pipeline import warehouse
 
     conn = warehouse.connect()
     try:
@@ -343,7 +347,9 @@ def docs() -> int:
 
 
 def quarantine(code: str, batch_id: int | None) -> int:
-    from ioc_pipeline import catalog, quarantine_report, warehouse
+    from ioc_pipeline.declaration import catalog
+    from ioc_pipeline.quality import quarantine_report
+    from ioc_pipeline import warehouse
 
     source = catalog.get(code)
     limit = None if batch_id else 20   # one batch: every row; all batches: a sample of each
@@ -363,7 +369,7 @@ def quarantine(code: str, batch_id: int | None) -> int:
 
 
 def stop() -> int:
-    from ioc_pipeline import embedded_pg
+    from devtools import embedded_pg
 
     _stop_simulator()
     embedded_pg.stop_server(DATA / "pg")
