@@ -105,3 +105,62 @@ def test_make_quarantine_prints_batches_reasons_and_rows_safely(empty_db, tmp_pa
     one = subprocess.run(cmd + ["--batch", str(b2)], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr
     assert f"batch {b2}" in one.stdout and f"batch {b1} " not in one.stdout and "G1 " in one.stdout
+
+
+def test_a_failed_batch_keeps_its_failing_rows_as_masked_evidence(empty_db, tmp_path):
+    """Quarantine share over the threshold: the batch fails and publishes nothing, yet its failing
+    rows stay in quarantine (masked, with reasons, marked batch_failed) for `make quarantine`;
+    ioc.data_quality counts no quarantined row for it, and a retry keeps one copy of each."""
+    from ioc_pipeline.ingest import batch as batch_mod
+
+    conn = migrated(empty_db)
+    b1, _ = load(conn, empty_db)
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*), (SELECT watermark FROM audit.watermark) FROM core.civil_status")
+        core_before = cur.fetchone()
+    conn.commit()
+    later = "2026-11-21T10:00:00+07:00"
+    bad = [rec(f"F{i}", subject_cccd=BAD_CCCD, updated_at=later) for i in range(5)] + [
+        good(400 + i, updated_at=later) for i in range(20)]          # 5 of 25 keys = 20% > 5%
+    failed_ids = []
+    for attempt in ("r3", "r4"):                                      # failed, then retried: same rows
+        with pytest.raises(batch_mod.BatchFailed, match="quarantine share 20.0% of 25 keys"):
+            run_batch(conn, empty_db, "civil_status", D + dt.timedelta(days=1), [bad], run_id=attempt)
+        with conn.cursor() as cur:
+            cur.execute("SELECT max(batch_id) FROM audit.batch")
+            failed_ids.append(cur.fetchone()[0])
+        conn.commit()
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*), (SELECT watermark FROM audit.watermark) FROM core.civil_status")
+        assert cur.fetchone() == core_before                           # nothing published
+        cur.execute("SELECT batch_id, count(*), bool_and(batch_failed) FROM quarantine.rejected_row"
+                    " WHERE batch_id = ANY(%s) GROUP BY 1", (failed_ids,))
+        assert cur.fetchall() == [(failed_ids[1], 5, True)]            # the retry's copy only
+        cur.execute("SELECT status, rows_quarantined FROM audit.batch WHERE batch_id = %s", (failed_ids[1],))
+        assert cur.fetchone() == ("failed", None)
+        cur.execute("SELECT batch_status, rows_quarantined FROM ioc.data_quality WHERE date = %s",
+                    (D + dt.timedelta(days=1),))
+        assert cur.fetchone() == ("failed", None)
+        cur.execute("SELECT count(*) FROM quarantine.rejected_row WHERE batch_id = %s", (b1,))
+        assert cur.fetchone()[0] == 4                                  # committed quarantine untouched
+    conn.commit()
+    found = quarantine_report.batches(conn, "civil_status", failed_ids[1])
+    assert len(found) == 1 and found[0].batch_failed and found[0].status == "failed"
+    assert sorted(r.business_key for r in found[0].rows) == [f"F{i}" for i in range(5)]
+    assert all(set(r.failing_values.values()) == {"048********"} for r in found[0].rows)
+    assert all(any("12 digits" in x for x in r.reasons) for r in found[0].rows)
+    assert not any(r.business_key.startswith("F") for r in quarantine_report.open_rows(conn, SOURCE))
+    conn.close()
+
+    p = psycopg2.extensions.parse_dsn(empty_db)
+    env = {**os.environ, "IOC_DATA_DIR": str(tmp_path),
+           "AIRFLOW_CONN_IOC_WAREHOUSE": json.dumps({"conn_type": "postgres", "host": p["host"],
+                                                      "port": int(p.get("port") or 5432), "login": p["user"],
+                                                      "schema": p["dbname"]})}
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "pipeline.py"), "quarantine", "civil_status",
+                          "--batch", str(failed_ids[1])], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert (f"batch {failed_ids[1]} (as of {D + dt.timedelta(days=1)}, failed" in out.stdout
+            and "5 failing rows kept as evidence (the batch failed validation" in out.stdout), out.stdout
+    assert "F0  " in out.stdout and "=048********]" in out.stdout
+    assert find_leaks([out.stdout, out.stderr], [BAD_CCCD], []) == []

@@ -420,8 +420,39 @@ def _record_volume_collapse(cur, source: Source, plan: BatchPlan) -> None:
                 source.code, plan.batch_id, distinct, median)
 
 
+SAMPLE_ROWS = 5   # failing rows kept with each expectation result (Data Docs, check-suite)
+
+
+def sample_failing_rows(cur, source: Source, table: str, column: str | None, row_ids: list[int]) -> list[dict]:
+    """Up to SAMPLE_ROWS failing rows of an expectation: business key and the judged field as
+    quarantine shows it (personal IDs by their mask only)."""
+    if not row_ids:
+        return []
+    value = masked_value_sql(source, sql.Literal(column)) if column else sql.SQL("NULL")
+    cur.execute(sql.SQL("SELECT {key}, left({value}, 100) FROM {t} s WHERE _row_id = ANY(%s) ORDER BY _row_id LIMIT %s")
+                .format(key=business_key_sql(source), value=value, t=sql.Identifier(staging.SCHEMA, table)),
+                (row_ids[:1000], SAMPLE_ROWS))
+    return [{"key": k, "value": v} for k, v in cur.fetchall()]
+
+
 def rejects_table(plan: BatchPlan) -> str:
     return f"{plan.staging_table}_rejects"
+
+
+def verdict_failures(source: Source, results, quarantined: int, distinct: int) -> list[str]:
+    """Why the batch fails (empty: it commits): a critical or batch-level expectation that could
+    not run, a critical batch-level one that failed, a quarantine share over the threshold."""
+    failures = []
+    for r in results:
+        label = f"#{r.index} {r.type}" + (f"({r.column})" if r.column else "")
+        if r.exception and (r.severity == "critical" or not r.row_level):
+            failures.append(f"{label} could not run: {r.exception}")
+        elif not r.success and r.severity == "critical" and not r.row_level:
+            failures.append(f"{label} failed (observed {json.dumps(r.observed_value, default=str)[:120]})")
+    share = quarantined / distinct if distinct else 0.0
+    if share > source.quarantine_threshold:
+        failures.append(f"quarantine share {share:.1%} of {distinct} keys exceeds the threshold {source.quarantine_threshold:.0%}")
+    return failures
 
 
 def validate(conn, source: Source, plan: BatchPlan, *, sqlalchemy_url: str) -> dict:
@@ -435,14 +466,16 @@ def validate(conn, source: Source, plan: BatchPlan, *, sqlalchemy_url: str) -> d
     with warehouse.transaction(conn) as cur:
         cur.execute("DELETE FROM audit.validation_result WHERE batch_id = %s", (plan.batch_id,))
         for r in results:
+            sample = sample_failing_rows(cur, source, plan.staging_table, r.column, r.failing_row_ids)
             cur.execute(
                 """INSERT INTO audit.validation_result (batch_id, source_code, expectation_index, expectation_type,
                        column_name, severity, row_level, success, observed_value, element_count, unexpected_count,
-                       reason, exception)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                       reason, exception, kwargs, sample_rows)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
                 (plan.batch_id, source.code, r.index, r.type, r.column, r.severity, r.row_level, r.success,
                  Json(r.observed_value), r.element_count, r.unexpected_count,
-                 specs[r.index].meta.get("reason"), r.exception),
+                 specs[r.index].meta.get("reason"), r.exception, Json(specs[r.index].kwargs),
+                 Json(sample) if sample else None),
             )
         _record_schema_drift(cur, source, plan)
         _record_volume_collapse(cur, source, plan)
@@ -464,24 +497,31 @@ def validate(conn, source: Source, plan: BatchPlan, *, sqlalchemy_url: str) -> d
         cur.execute("SELECT distinct_keys FROM audit.batch WHERE batch_id = %s", (plan.batch_id,))
         distinct = cur.fetchone()[0] or 0
 
-    failures = []
     for r in results:
-        label = f"#{r.index} {r.type}" + (f"({r.column})" if r.column else "")
-        if r.exception and (r.severity == "critical" or not r.row_level):
-            failures.append(f"{label} could not run: {r.exception}")
-        elif not r.success and r.severity == "critical" and not r.row_level:
-            failures.append(f"{label} failed (observed {json.dumps(r.observed_value, default=str)[:120]})")
-        elif not r.success and r.severity != "critical":
-            log.warning("%s: warning expectation %s failed: %s rows", source.code, label, r.unexpected_count)
+        if not r.success and r.severity != "critical" and not r.exception:
+            log.warning("%s: warning expectation #%s %s failed: %s rows", source.code, r.index, r.type, r.unexpected_count)
+    failures = verdict_failures(source, results, quarantined, distinct)
     share = quarantined / distinct if distinct else 0.0
-    if share > source.quarantine_threshold:
-        failures.append(f"quarantine share {share:.1%} of {distinct} keys exceeds the threshold {source.quarantine_threshold:.0%}")
     summary = {"evaluated": len(results), "passed": sum(r.success for r in results),
                "quarantined": quarantined, "distinct_keys": distinct, "share": round(share, 4)}
     log.info("%s: validation %s", source.code, summary)
     if failures:
+        keep_failed_batch_evidence(conn, source, plan)
         raise BatchFailed(f"{source.code} batch {plan.batch_id} failed validation ({suite.path.name}): " + "; ".join(failures))
     return summary
+
+
+def keep_failed_batch_evidence(conn, source: Source, plan: BatchPlan) -> int:
+    """A batch that fails validation publishes nothing, but its failing rows are what the source
+    must fix: keep them in quarantine.rejected_row (masked, with their reasons) marked
+    batch_failed, in a transaction of their own (the publish transaction never runs). They do not
+    count as quarantined: the batch's rows_quarantined stays NULL, core and watermark untouched."""
+    with warehouse.transaction(conn) as cur:
+        kept = write_rejected_rows(cur, source, plan, batch_failed=True)
+    if kept:
+        log.info("%s batch %s failed validation: %d failing rows kept as evidence in quarantine.rejected_row "
+                 "(make quarantine SOURCE=%s BATCH=%s)", source.code, plan.batch_id, kept, source.code, plan.batch_id)
+    return kept
 
 
 # ----------------------------------------------------------------------------- publish
@@ -505,6 +545,60 @@ def _remove_absent_rows(cur, source: Source, plan: BatchPlan) -> int:
     return cur.rowcount
 
 
+def business_key_sql(source: Source) -> sql.Composable:
+    """A staged row's business key as quarantine keeps it: the key fields joined with '|'."""
+    return sql.SQL(" || '|' || ").join(sql.SQL("coalesce({}, '')").format(sql.Identifier(k)) for k in source.key)
+
+
+def masked_value_sql(source: Source, column: sql.Composable) -> sql.Composable:
+    """The value of the staged row `s`'s field named by `column` (an SQL text expression) as
+    quarantine shows it: a personal-ID field or one derived from it by its mask only, never its hash."""
+    value_expr = sql.SQL("to_jsonb(s) ->> {c}").format(c=column)
+    for f in _pii_id_fields(source):
+        value_expr = sql.SQL("CASE WHEN starts_with({c}, {p}) THEN s.{m} ELSE {v} END").format(
+            c=column, p=sql.Literal(f + "_"), m=sql.Identifier(f + "_mask"), v=value_expr)
+    return value_expr
+
+
+def write_rejected_rows(cur, source: Source, plan: BatchPlan, *, batch_failed: bool) -> int:
+    """Copy the rows listed in the batch's rejects table into quarantine.rejected_row: business
+    key, record date, reasons and the failing fields (personal IDs by their mask only, never the
+    hash). The same rejection already kept from an earlier batch is dropped there, so a re-run
+    keeps one; a failed batch's evidence only replaces earlier evidence, never a committed
+    batch's quarantine. Returns the rows written."""
+    t = sql.Identifier(staging.SCHEMA, plan.staging_table)
+    rj = sql.Identifier(staging.SCHEMA, rejects_table(plan))
+    key_expr = business_key_sql(source)
+    record_date = sql.Identifier(source.record_date) if source.record_date else sql.SQL("NULL::text")
+    record_date_col = sql.SQL("s.{}").format(record_date) if source.record_date else record_date
+    value_expr = masked_value_sql(source, sql.SQL("r.column_name"))
+    cur.execute(sql.SQL(
+        """INSERT INTO quarantine.rejected_row (source_code, batch_id, business_key, record_date, reasons, failing_values,
+                                                batch_failed)
+           SELECT %(source)s, %(batch)s, left({key_expr}, 300), left({record_date_col}, 100),
+                  jsonb_agg(DISTINCT jsonb_build_object('expectation', r.expectation_type, 'column', r.column_name,
+                                                        'reason', r.reason)),
+                  coalesce(jsonb_object_agg(r.column_name, left({value_expr}, 200))
+                           FILTER (WHERE r.column_name IS NOT NULL), '{{}}'::jsonb),
+                  %(failed)s
+             FROM {t} s JOIN {rj} r USING (_row_id)
+            GROUP BY s._row_id, {key_expr}, {record_date_col}"""
+    ).format(key_expr=key_expr, record_date_col=record_date_col, value_expr=value_expr, t=t, rj=rj),
+        {"source": source.code, "batch": plan.batch_id, "failed": batch_failed})
+    written = cur.rowcount
+    # the same rejection again (a re-run of the date, a snapshot asked again): keep one
+    cur.execute(
+        """DELETE FROM quarantine.rejected_row o USING quarantine.rejected_row n
+            WHERE n.source_code = %(source)s AND n.batch_id = %(batch)s
+              AND o.source_code = n.source_code AND o.batch_id <> n.batch_id
+              AND (o.batch_failed OR NOT %(failed)s)
+              AND o.business_key IS NOT DISTINCT FROM n.business_key
+              AND o.record_date IS NOT DISTINCT FROM n.record_date
+              AND o.reasons = n.reasons AND o.failing_values = n.failing_values""",
+        {"source": source.code, "batch": plan.batch_id, "failed": batch_failed})
+    return written
+
+
 def publish(conn, source: Source, plan: BatchPlan, *, finish_run: bool = True) -> dict:
     """Quarantine + merge + audit + watermark (+ file ledger) + run status, in one transaction.
 
@@ -512,14 +606,6 @@ def publish(conn, source: Source, plan: BatchPlan, *, finish_run: bool = True) -
     finish_run() once every file was tried (it succeeds only if every batch committed)."""
     t = sql.Identifier(staging.SCHEMA, plan.staging_table)
     rj = sql.Identifier(staging.SCHEMA, rejects_table(plan))
-    key_expr = sql.SQL(" || '|' || ").join(sql.SQL("coalesce({}, '')").format(sql.Identifier(k)) for k in source.key)
-    record_date = sql.Identifier(source.record_date) if source.record_date else sql.SQL("NULL::text")
-    record_date_col = sql.SQL("s.{}").format(record_date) if source.record_date else record_date
-    # A failing personal-ID column is shown by its mask only, never by its hash.
-    value_expr = sql.SQL("to_jsonb(s) ->> r.column_name")
-    for f in _pii_id_fields(source):
-        value_expr = sql.SQL("CASE WHEN starts_with(r.column_name, {p}) THEN s.{m} ELSE {v} END").format(
-            p=sql.Literal(f + "_"), m=sql.Identifier(f + "_mask"), v=value_expr)
     removed = 0
     with warehouse.transaction(conn) as cur:
         # one publisher per source at a time: file batches of one run may overlap in keys
@@ -527,27 +613,7 @@ def publish(conn, source: Source, plan: BatchPlan, *, finish_run: bool = True) -
         if plan.empty_window:
             loaded = quarantined = 0
         else:
-            cur.execute(sql.SQL(
-                """INSERT INTO quarantine.rejected_row (source_code, batch_id, business_key, record_date, reasons, failing_values)
-                   SELECT %(source)s, %(batch)s, left({key_expr}, 300), left({record_date_col}, 100),
-                          jsonb_agg(DISTINCT jsonb_build_object('expectation', r.expectation_type, 'column', r.column_name,
-                                                                'reason', r.reason)),
-                          coalesce(jsonb_object_agg(r.column_name, left({value_expr}, 200))
-                                   FILTER (WHERE r.column_name IS NOT NULL), '{{}}'::jsonb)
-                     FROM {t} s JOIN {rj} r USING (_row_id)
-                    GROUP BY s._row_id, {key_expr}, {record_date_col}"""
-            ).format(key_expr=key_expr, record_date_col=record_date_col, value_expr=value_expr, t=t, rj=rj),
-                {"source": source.code, "batch": plan.batch_id})
-            quarantined = cur.rowcount
-            # the same rejection again (a re-run of the date, a snapshot asked again): keep one
-            cur.execute(
-                """DELETE FROM quarantine.rejected_row o USING quarantine.rejected_row n
-                    WHERE n.source_code = %(source)s AND n.batch_id = %(batch)s
-                      AND o.source_code = n.source_code AND o.batch_id <> n.batch_id
-                      AND o.business_key IS NOT DISTINCT FROM n.business_key
-                      AND o.record_date IS NOT DISTINCT FROM n.record_date
-                      AND o.reasons = n.reasons AND o.failing_values = n.failing_values""",
-                {"source": source.code, "batch": plan.batch_id})
+            quarantined = write_rejected_rows(cur, source, plan, batch_failed=False)
             merge = sql.SQL(warehouse.read_sql(source.merge_sql)).format(staging=t, rejects=rj)
             cur.execute(merge, {"batch_id": plan.batch_id, "file_name": plan.file_name, "file_date": plan.file_date})
             loaded = cur.rowcount

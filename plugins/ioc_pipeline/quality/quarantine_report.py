@@ -5,9 +5,13 @@ Everything read here is what quarantine.rejected_row keeps: business key, record
 reasons and the failing fields (personal IDs masked). Values come from the source, so callers
 must escape them for their medium: `printable()` for a terminal, html.escape for a page.
 
-open_rows() answers "what still needs fixing": a quarantined key counts as open until a later
-batch loads it into the source's core table (the row is missing there, or was loaded by an
-older batch than the one that quarantined it).
+A batch that failed validation published nothing but keeps its failing rows here too, marked
+`batch_failed` (evidence for the source to fix row by row); they are listed with their batch,
+said to be a failed batch's, and are not quarantined keys in the contract's sense.
+
+open_rows() answers "what still needs fixing": a quarantined key of a committed batch counts as
+open until a later batch loads it into the source's core table (the row is missing there, or
+was loaded by an older batch than the one that quarantined it).
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ class BatchQuarantine:
     batch_name: str
     status: str
     rows_quarantined: int
+    batch_failed: bool                      # the batch failed validation: its rows are evidence only
     reasons: list[tuple[str, int]]          # (reason, rows), most frequent first
     rows: list[QuarantinedRow]              # a sample when `limit` was given
 
@@ -74,7 +79,7 @@ def batches(conn, source_code: str, batch_id: int | None = None, *, limit: int |
     its reasons and rows (at most `limit` rows per batch when given)."""
     with conn.cursor() as cur:
         cur.execute(
-            """SELECT b.batch_id, b.as_of_date, b.batch_name, b.status, count(q.*)
+            """SELECT b.batch_id, b.as_of_date, b.batch_name, b.status, count(q.*), bool_or(q.batch_failed)
                  FROM audit.batch b JOIN quarantine.rejected_row q USING (batch_id)
                 WHERE b.source_code = %(s)s AND (%(b)s::bigint IS NULL OR b.batch_id = %(b)s)
                 GROUP BY b.batch_id ORDER BY b.batch_id DESC LIMIT %(n)s""",
@@ -98,7 +103,8 @@ def _key_expr(source: Source, alias: str) -> sql.Composable:
 
 
 def open_rows(conn, source: Source) -> list[QuarantinedRow]:
-    """The latest quarantine of every key that no later batch has loaded into the core table."""
+    """The latest quarantine of every key that no later batch has loaded into the core table
+    (committed batches only: a failed batch's evidence is not a quarantine)."""
     schema, table = source.core_table.split(".", 1)
     with conn.cursor() as cur:
         cur.execute("SELECT to_regclass(%s)", (source.core_table,))
@@ -109,7 +115,7 @@ def open_rows(conn, source: Source) -> list[QuarantinedRow]:
         cur.execute(sql.SQL(
             """SELECT batch_id, business_key, record_date, reasons, failing_values
                  FROM (SELECT DISTINCT ON (business_key) *
-                         FROM quarantine.rejected_row WHERE source_code = %s
+                         FROM quarantine.rejected_row WHERE source_code = %s AND NOT batch_failed
                         ORDER BY business_key, batch_id DESC) q
                 WHERE NOT {loaded_since}
                 ORDER BY batch_id, business_key"""
@@ -132,8 +138,10 @@ def format_report(source: Source, found: list[BatchQuarantine], open_: list[Quar
         return [f"{source.code}: no quarantined rows"]
     lines = []
     for b in found:
+        what = ("failing rows kept as evidence (the batch failed validation: nothing of it was published)"
+                if b.batch_failed else "rows quarantined")
         lines.append(f"{source.code} batch {b.batch_id} (as of {b.as_of_date}, {b.status}, {printable(b.batch_name)}):"
-                     f" {b.rows_quarantined} rows quarantined")
+                     f" {b.rows_quarantined} {what}")
         lines.append("  reasons:")
         lines += [f"    {n:>6}  {printable(reason)}" for reason, n in b.reasons]
         lines.append(f"  rows ({'|'.join(source.key)}, {source.record_date}, reasons, failing values masked):")
