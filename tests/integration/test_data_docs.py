@@ -2,7 +2,6 @@
 real civil_status batches (one committed with hostile keys, one failed), stored reconciliation
 warnings, every page linked, every value escaped, no clear personal value anywhere in the site."""
 import datetime as dt
-import html
 import json
 import os
 import re
@@ -10,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import markupsafe
 import psycopg2
 import pytest
 
@@ -90,10 +90,19 @@ def test_site_links_every_source_and_batch(warehouse, tmp_path):
         reasons = [r[0] for r in cur.fetchall()]
     conn.commit()
     page = pages[f"batches/{ok2}.html"]
-    assert f"Expectations: {passed} of {evaluated} passed" in page and evaluated == 26
+    # the verdict apart from the expectations: row-level quarantines under the threshold are no FAILs
+    assert "Batch verdict: committed: 100 rows loaded, 2 quarantined (1.96% of 102 keys, threshold 5%)" in page
+    assert f"<h2>Expectations: {passed} of {evaluated} passed, {evaluated - passed} quarantined rows" in page
+    assert evaluated == 26 and '<tr class="fail"' not in page and "failed</span>" not in page
     assert page.count("<code>expect_") + page.count("<code>unexpected_rows_expectation</code>") == evaluated
     for reason in reasons:
-        assert html.escape(reason) in page
+        assert str(markupsafe.escape(reason)) in page
+    # per expectation, as GX's Data Docs: kwargs, % unexpected, masked sample keys; a failures-only filter
+    assert re.search(r"<dt>value_set</dt><dd><code>[^<]*birth, [^<]*death", page), page
+    assert "1 unexpected (0.98% of 102)" in page
+    assert "<li><code>B_cccd</code> = <code>048********</code></li>" in page
+    assert '<input type="checkbox" id="failures-only"' in page and "#failures-only:checked ~ table tr.pass{display:none}" in page
+    assert page.count('<tr class="pass"') == passed
     # quarantine summary: the reasons with counts and the keys, masked failing values
     assert "<h2>Quarantine: 2 rows</h2>" in page
     assert "<td>subject_cccd is not 12 digits</td><td class=\"n\">1</td>" in page
@@ -116,7 +125,7 @@ def test_hostile_values_are_escaped_and_no_clear_id_is_in_the_site(warehouse, tm
     root = data_docs.build(conn, tmp_path / "docs").parent
     pages = site_texts(root)
     page = pages[f"batches/{batches[1][0]}.html"]
-    assert "<code>&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;</code>" in page
+    assert f"<code>{markupsafe.escape(HOSTILE)}</code>" in page and "&lt;script&gt;alert(&#34;x&#34;)" in page
     assert not any("<script" in t for t in pages.values())
     ids, names = clear_values()
     assert find_leaks(pages.values(), ids, names) == []
@@ -165,3 +174,36 @@ def test_refresh_dag_reconciles_then_builds_the_docs_whatever_happened():
     # decide the run's state: the views' outcome does
     assert docs.is_teardown and docs.trigger_rule == "all_done_setup_success" and not docs.on_failure_fail_dagrun
     assert not any(t.is_setup for t in dag.tasks)
+
+
+def test_a_failed_batch_shows_its_evidence_and_full_error(warehouse, tmp_path):
+    conn, _, batches = warehouse
+    failed = batches[-1][0]
+    pages = site_texts(data_docs.build(conn, tmp_path / "docs").parent)
+    page = pages[f"batches/{failed}.html"]
+    assert "Batch verdict: failed: nothing of this batch was published" in page
+    with conn.cursor() as cur:
+        cur.execute("SELECT error FROM audit.batch WHERE batch_id = %s", (failed,))
+        error = cur.fetchone()[0]
+    conn.commit()
+    assert f"<pre>{markupsafe.escape(error)}</pre>" in page                 # the whole text, never cut
+    assert "<h2>Failing rows kept as evidence: 3 rows</h2>" in page
+    assert all(f"<td><code>X{i}</code></td>" in page for i in range(3))
+    assert '<span class="tag quarantined">quarantined</span>' in page
+    source_page = pages["sources/civil_status.html"]
+    assert f'<tr class="detail failed"><td colspan="10"><span class="bad">error</span><pre>{markupsafe.escape(error)}</pre>' \
+        in source_page and '<input type="checkbox" id="failed-only">' in source_page
+
+
+def test_suite_pages_say_what_each_source_checks_and_why(warehouse, tmp_path):
+    conn, _, _ = warehouse
+    pages = site_texts(data_docs.build(conn, tmp_path / "docs").parent)
+    for code, source in catalog.load().items():
+        assert f'href="suites/{code}.html"' in pages["index.html"]
+        page = pages[f"suites/{code}.html"]
+        suite = json.loads(source.suite_path.read_text(encoding="utf-8"))
+        assert page.count("<tr id=\"e") == len(suite["expectations"]), code
+        for item in suite["expectations"]:
+            assert str(markupsafe.escape(item["meta"]["reason"])) in page, (code, item["meta"]["reason"])
+    civil = pages["suites/civil_status.html"]
+    assert "quarantines the failing rows" in civil and "<dt>value_set</dt>" in civil
