@@ -16,7 +16,7 @@ help:
 	@echo "make test              the whole test suite"
 	@echo "make run DATE=YYYY-MM-DD   every ingest DAG, then refresh_ioc_views, for DATE"
 	@echo "make ui                Airflow UI (airflow standalone) on the same configuration"
-	@echo "make check-suite SOURCE=civil_status [SUITE=file.json]   try a suite on a sample of the source"
+	@echo "make check-suite SOURCE=civil_status [SUITE=file.json] [ROWS=5000]   lint a suite, then try it on a sample of the source"
 	@echo "make docs              build the data-quality report (Data Docs) and print where to open it"
 	@echo "make quarantine SOURCE=civil_status [BATCH=id]   quarantined rows per batch, with reasons"
 	@echo "make stop              stop the simulator and the embedded PostgreSQL"
@@ -43,8 +43,8 @@ ui: $(STAMP)
 
 # Try a suite on a sample of the source before committing it (docs/expectations.md).
 check-suite: $(STAMP)
-	@test -n "$(SOURCE)" || { echo "usage: make check-suite SOURCE=<source_code> [SUITE=path.json]"; exit 2; }
-	$(PY) scripts/pipeline.py check-suite $(SOURCE) $(if $(SUITE),--suite $(SUITE))
+	@test -n "$(SOURCE)" || { echo "usage: make check-suite SOURCE=<source_code> [SUITE=path.json] [ROWS=5000]"; exit 2; }
+	$(PY) scripts/pipeline.py check-suite $(SOURCE) $(if $(SUITE),--suite $(SUITE)) $(if $(ROWS),--rows $(ROWS))
 
 # Data-quality report from the warehouse (also rebuilt by refresh_ioc_views after each run)
 docs: $(STAMP)

@@ -262,6 +262,7 @@ def main() -> int:
     c = sub.add_parser("check-suite", help="run a source's suite on a sample of the source, publish nothing")
     c.add_argument("source")
     c.add_argument("--suite", help="suite file to try (default include/expectations/<source>.json)")
+    c.add_argument("--rows", type=int, help="rows of the source to sample (default 5000; 0: the whole window)")
     c.add_argument("--date", default=DEMO_DATE)
     sub.add_parser("docs", help="build the data-quality report (Data Docs) from the warehouse and say where it is")
     q = sub.add_parser("quarantine", help="quarantined rows of a source per batch, with reasons (masked values)")
@@ -278,9 +279,7 @@ def main() -> int:
     as_of = DEMO_DATE if args.cmd in ("demo", "ui") else args.date
     airflow_env()
     if args.cmd == "check-suite":
-        socket_dir = ensure_warehouse()
-        ensure_simulator(as_of, socket_dir)
-        return check_suite(args.source, as_of, args.suite)
+        return check_suite(args.source, as_of, args.suite, args.rows)
     socket_dir = ensure_warehouse()
     ensure_simulator(as_of, socket_dir)
     airflow_db()
@@ -304,32 +303,107 @@ def main() -> int:
     return 0
 
 
-def check_suite(code: str, as_of: str, suite: str | None) -> int:
+def check_suite(code: str, as_of: str, suite: str | None, rows: int | None) -> int:
+    """Lint the suite against the staged layout (no data read), then run it on a sample of the
+    source. Exit 2: the suite has problems; 1: a batch of the sample would fail; 0: it would commit."""
     from ioc_pipeline.declaration import catalog
     from ioc_pipeline import config, warehouse
     from ioc_pipeline.quality import suite_check
-    from ioc_pipeline.ingest import validation
 
-    source = catalog.get(code)
+    t0 = time.monotonic()
+    sources = catalog.load()
+    if code not in sources:
+        print(f"no source {code!r}; the sources are: {', '.join(sources)}")
+        return 2
+    source = sources[code]
+    path = Path(suite) if suite else source.suite_path
+    socket_dir = ensure_warehouse()
     conn = warehouse.connect()
     try:
         warehouse.migrate(conn)
-        rows, results = suite_check.check(
+        t1 = time.monotonic()
+        problems = suite_check.lint(conn, source, path)
+        if not problems:
+            problems = _suite_load_problem(path)
+        print(f"{path}: checked against the staged layout of {code} in {time.monotonic() - t1:.1f}s"
+              f" ({time.monotonic() - t0:.1f}s since start)", flush=True)
+        if problems:
+            print(f"{len(problems)} problem(s) in the suite; fix them and run again (no data was read):")
+            for line in problems:
+                print(f"  {line}")
+            return 2
+        ensure_sample_source(source, as_of, socket_dir)
+        sample = suite_check.check(
             conn, source, dt.date.fromisoformat(as_of), fetch=suite_check.sample_fetcher(source),
             key=config.pii_key(), province_code=config.province_code(),
             sqlalchemy_url=config.postgres_params(config.WAREHOUSE_CONN_ID).sqlalchemy_url(),
-            suite_path=Path(suite) if suite else None)
-    except validation.SuiteError as exc:
-        print(f"suite does not load: {exc}")
-        return 2
+            suite_path=path, rows=suite_check.DEFAULT_ROWS if rows is None else rows)
     finally:
         conn.close()
-    print(f"\n{code}: {len(results)} expectations on a sample of {rows} rows (as of {as_of})")
-    for line in suite_check.format_results(results):
+    print(f"\n{code}: {len(sample.results)} expectations on a sample of {sample.rows:,} rows, "
+          f"{sample.distinct_keys:,} keys (as of {as_of}, {time.monotonic() - t0:.1f}s)")
+    for line in suite_check.report(source, sample):
         print(line)
-    failed = [r for r in results if not r.success]
-    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-    return 0
+    if any(r.exception for r in sample.results):
+        return 2
+    return 1 if sample.failures else 0
+
+
+def _suite_load_problem(path: Path) -> list[str]:
+    """What GX itself refuses (unknown type, kwargs it does not take), as a problem line."""
+    from ioc_pipeline.ingest import validation
+
+    try:
+        validation.load_suite(path)
+    except validation.SuiteError as exc:
+        return [str(exc)]
+    return []
+
+
+def ensure_sample_source(source, as_of: str, socket_dir: str | None) -> None:
+    """The source check-suite samples: its configured connection; else a simulator already
+    running on IOC_SIM_PORT, the simulator's database or landing folder when they hold data;
+    else the simulator generated and started as `make run` does."""
+    env = f"AIRFLOW_CONN_{source.connection.upper()}"
+    if env in os.environ:
+        return
+    from devtools import embedded_pg
+
+    port = int(os.environ.get("IOC_SIM_PORT", "8765"))
+    if source.kind == "rest" and (DATA / "simulator.pid").exists() and _port_answers(port):
+        os.environ[env] = _conn_json(conn_type="http", host="127.0.0.1", port=port, schema="http",
+                                     password=_secret(SIM_TOKEN_FILE))
+        log(f"sample: the simulator already running on port {port}")
+        return
+    if source.kind == "sql" and socket_dir and _sim_table_filled(socket_dir, source.code):
+        os.environ[env] = _conn_json(conn_type="postgres", host=socket_dir, login="postgres", schema="sector_sim")
+        log("sample: the simulator's database sector_sim")
+        return
+    landing = DATA / "landing"
+    if source.kind == "file" and landing.is_dir() and any(landing.iterdir()):
+        os.environ[env] = json.dumps({"conn_type": "fs", "extra": {"path": str(landing.resolve())}})
+        log(f"sample: the simulator's landing folder {landing}")
+        return
+    ensure_simulator(as_of, socket_dir or embedded_pg.ensure_server(DATA / "pg"))
+
+
+def _sim_table_filled(socket_dir: str, source_code: str) -> bool:
+    """The simulator's generator has written this source's table (its state row says so)."""
+    import psycopg2
+
+    try:
+        conn = psycopg2.connect(host=socket_dir, user="postgres", dbname="sector_sim")
+    except psycopg2.OperationalError:
+        return False
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('sim.generator_state') IS NOT NULL")
+            if not cur.fetchone()[0]:
+                return False
+            cur.execute("SELECT 1 FROM sim.generator_state WHERE source = %s", (source_code,))
+            return cur.fetchone() is not None
+    finally:
+        conn.close()
 
 
 def docs() -> int:

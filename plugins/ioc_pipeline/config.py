@@ -6,10 +6,12 @@ a default here: the Makefile provides the demo's values, never the code.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import quote
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -74,8 +76,21 @@ def get_connection(conn_id: str):
         ) from None
 
 
+def _json_env_connection(conn_id: str):
+    """AIRFLOW_CONN_<ID> given as JSON (what `make` and the docs set), read without importing
+    Airflow (seconds saved on every command-line tool); None when absent or in another form."""
+    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}", "").strip()
+    if not raw.startswith("{"):
+        return None
+    try:
+        fields = json.loads(raw)
+    except ValueError:
+        return None
+    return SimpleNamespace(**{k: fields.get(k) for k in ("host", "port", "schema", "login", "password")})
+
+
 def postgres_params(conn_id: str) -> PgParams:
-    conn = get_connection(conn_id)
+    conn = _json_env_connection(conn_id) or get_connection(conn_id)
     if not conn.host or not conn.schema:
         raise ConfigError(f"connection '{conn_id}' needs a host and a schema (the database name)")
     return PgParams(

@@ -21,6 +21,8 @@ from pathlib import Path
 from string import Formatter
 from typing import Any
 
+from ioc_pipeline.ingest.rule_sql import quote_ident, unexpected_rows_sql
+
 
 def quiet_gx_logging() -> None:
     """Keep GX's INFO chatter (hundreds of "Skipping registering function" lines) out of our logs.
@@ -288,10 +290,6 @@ def _row_ids_from_index_list(index_list: Any, row_id_column: str) -> list[int]:
 # --------------------------------------------------------------------------- validating
 
 
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _table_shape(engine, schema: str, table: str) -> tuple[set[str], set[str]]:
     """Column names and their SQL type names: the only strings an observed value may carry."""
     cols = sa.inspect(engine).get_columns(table, schema=schema)
@@ -299,11 +297,7 @@ def _table_shape(engine, schema: str, table: str) -> tuple[set[str], set[str]]:
 
 
 def _unexpected_row_id_counts(conn, query: str, qualified: str, row_id_column: str) -> list[tuple[int, int]]:
-    """Run an UnexpectedRowsExpectation query ourselves: (row id, rows returned for it), by id."""
-    inner = query.format(batch=qualified).rstrip("; \t\r\n\v\f")  # GX's {batch}/{{ }} rules
-    col = _quote_ident(row_id_column)
-    # newline before ")": a trailing "-- comment" in the query must not swallow the wrapper
-    sql = f"SELECT q.{col}, count(*) FROM ({inner}\n) AS q GROUP BY 1 ORDER BY 1"
+    sql = unexpected_rows_sql(query, qualified, row_id_column)
     return [(int(r[0]), int(r[1])) for r in conn.execute(sa.text(sql))]
 
 
@@ -370,7 +364,9 @@ def _unexpected_rows_result(
                 conn, spec.kwargs["unexpected_rows_query"], qualified, row_id_column
             )
     except Exception as exc:  # bad SQL, or the query does not return the row id column
-        res.exception = f"{type(exc).__name__}: {exc}"
+        res.exception = f"{type(exc).__name__}: {_one_line(exc)}"
+        if f"q.{row_id_column} does not exist" in res.exception:
+            res.exception += f" (the query must select every column: SELECT * FROM {{batch}} WHERE ...)"
         return res
     res.failing_row_ids = [row_id for row_id, _ in rows]
     res.unexpected_count = len(res.failing_row_ids)
@@ -440,7 +436,7 @@ def validate_table(
                 if evr.expectation_config is not None and evr.expectation_config.id
             }
 
-        qualified = f"{_quote_ident(schema)}.{_quote_ident(table)}"
+        qualified = f"{quote_ident(schema)}.{quote_ident(table)}"
         results: list[ExpectationResult] = []
         with engine.connect() as conn:
             for spec in suite.specs:
