@@ -40,7 +40,7 @@ def test_check_suite_runs_an_edited_suite_and_leaves_nothing(empty_db, tmp_path)
     assert sex.unexpected_count == 1
     text = "\n".join(suite_check.report(source, sample))
     assert "#26  expect_table_row_count_to_be_between" in text and "FAIL   critical: fails the batch" in text
-    assert "why: an analyst's new bound" in text and "kwargs: min_value=1000" in text
+    assert "reason: an analyst's new bound" in text and "kwargs: min_value=1000" in text
     assert "verdict: the batch would FAIL" in text and "#26 expect_table_row_count_to_be_between failed" in text
     with conn.cursor() as cur:
         cur.execute("SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = 'staging'),"
@@ -171,7 +171,7 @@ def test_a_valid_new_rule_prints_reason_failures_samples_and_verdict(empty_db, t
     text = "\n".join(lines)
     line = next(i for i, ln in enumerate(lines) if ln.startswith("#26  unexpected_rows_expectation(subject_cccd_hash)"))
     assert "FAIL   7 of 207 rows (3.38%); critical: quarantines them" in lines[line]
-    assert lines[line + 1] == "       why: a death registered for someone born before 1930"
+    assert lines[line + 1] == "       reason: a death registered for someone born before 1930"
     samples = next(ln for ln in lines[line:] if "sample keys" in ln)
     assert samples.startswith("       sample keys (record_id): D0 [subject_cccd_hash=048*********], D1 ")
     assert samples.count("[subject_cccd_hash=") == 5 and "048029" not in text     # masked, never the ID

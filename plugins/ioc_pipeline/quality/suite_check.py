@@ -237,7 +237,7 @@ def report(source: Source, sample: Sample) -> list[str]:
         else:
             outcome = f"FAIL   {r.severity}: " + ("fails the batch" if r.severity == "critical" else "warns")
         lines.append(f"{what:<72} {outcome}")
-        lines.append(f"       why: {printable(sample.reasons.get(r.index) or '(no meta.reason)')}")
+        lines.append(f"       reason: {printable(sample.reasons.get(r.index) or '(no meta.reason)')}")
         if kw := _kwargs_text(sample.kwargs.get(r.index, {})):
             lines.append(f"       kwargs: {printable(kw)}")
         if r.exception:
