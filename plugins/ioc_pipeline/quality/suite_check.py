@@ -4,8 +4,8 @@ Two steps, the first before any data is read:
 
 1. `lint()` checks the file in about a second: the JSON, each entry's type, kwargs, severity
    and `meta.reason`, every column a rule names against the staged layout of the source, and
-   every `unexpected_rows_expectation` query prepared (EXPLAIN) against an empty table of that
-   layout, in a transaction that is rolled back. Every problem says how to fix it.
+   every `unexpected_rows_expectation` query prepared (EXPLAIN) against an empty staged batch of
+   the source (created and deduplicated as a real batch is, then dropped). Every problem says how to fix it.
 2. `check()` stages a sample of the source (the first `rows` rows of its current window, or of
    its newest delivery) into a scratch staging table exactly as a batch would (same row
    building, PII handling and dedupe), runs the suite on it in PostgreSQL, and drops the table.
@@ -29,7 +29,7 @@ from psycopg2 import sql
 
 from ioc_pipeline import warehouse
 from ioc_pipeline.declaration.catalog import Source
-from ioc_pipeline.ingest import batch, rows as rows_mod, staging
+from ioc_pipeline.ingest import batch, staging
 from ioc_pipeline.ingest.rule_sql import unexpected_rows_sql
 
 SCRATCH_BATCH_ID = 0  # staging.<source>_b0: real batch ids start at 1
@@ -96,15 +96,24 @@ def lint(conn, source: Source, suite_path: Path) -> list[str]:
                 f"(a missing or extra comma, quote or bracket just before there)"]
     if not isinstance(doc, dict) or not isinstance(doc.get("expectations"), list):
         return ['the file must be a JSON object {"name": ..., "expectations": [...]}']
-    columns = rows_mod.staging_columns(source)
     problems = [] if isinstance(doc.get("name"), str) and doc["name"] else ['add a "name" to the suite']
+    with warehouse.transaction(conn) as cur:
+        table = staging.create(cur, source, SCRATCH_BATCH_ID)
     try:
+        # an empty batch prepared as a real one is before validation (dedupe may add columns)
+        batch.dedupe(conn, source, batch.BatchPlan(
+            source_code=source.code, run_key="suite-check", batch_id=SCRATCH_BATCH_ID, as_of_date="",
+            province_code="", staging_table=table))
         with conn.cursor() as cur:
-            table = staging.create(cur, source, SCRATCH_BATCH_ID)
+            cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = %s"
+                        " AND table_name = %s ORDER BY ordinal_position", (staging.SCHEMA, table))
+            columns = [r[0] for r in cur.fetchall()]
             for index, item in enumerate(doc["expectations"]):
                 problems += [f"#{index} {_label(item)}: {p}" for p in _lint_one(cur, item, columns, table)]
+        conn.rollback()
     finally:
-        conn.rollback()   # the scratch table was never there
+        with warehouse.transaction(conn) as cur:
+            staging.drop(cur, table)
     return problems
 
 
