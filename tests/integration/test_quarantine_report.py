@@ -2,19 +2,16 @@
 batch, rows with masked failing values, keys still open until a later batch loads them, and
 source values made harmless for a terminal."""
 import datetime as dt
-import json
-import os
 import subprocess
 import sys
 
-import psycopg2
 import pytest
 
 from ioc_pipeline.declaration import catalog
 from ioc_pipeline.quality import quarantine_report
 from tests.conftest import REPO
 from tests.integration.test_batch_civil_status import rec
-from tests.integration.warehouse_helpers import find_leaks, migrated, run_batch
+from tests.integration.warehouse_helpers import find_leaks, migrated, pipeline_env, run_batch
 
 pytestmark = pytest.mark.integration
 
@@ -85,11 +82,7 @@ def test_make_quarantine_prints_batches_reasons_and_rows_safely(empty_db, tmp_pa
     conn = migrated(empty_db)
     b1, b2 = load(conn, empty_db)
     conn.close()
-    p = psycopg2.extensions.parse_dsn(empty_db)
-    env = {**os.environ, "IOC_DATA_DIR": str(tmp_path),
-           "AIRFLOW_CONN_IOC_WAREHOUSE": json.dumps({"conn_type": "postgres", "host": p["host"],
-                                                      "port": int(p.get("port") or 5432), "login": p["user"],
-                                                      "schema": p["dbname"]})}
+    env = pipeline_env(empty_db, tmp_path)
     cmd = [sys.executable, str(REPO / "scripts" / "pipeline.py"), "quarantine", "civil_status"]
     out = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
@@ -152,11 +145,7 @@ def test_a_failed_batch_keeps_its_failing_rows_as_masked_evidence(empty_db, tmp_
     assert not any(r.business_key.startswith("F") for r in quarantine_report.open_rows(conn, SOURCE))
     conn.close()
 
-    p = psycopg2.extensions.parse_dsn(empty_db)
-    env = {**os.environ, "IOC_DATA_DIR": str(tmp_path),
-           "AIRFLOW_CONN_IOC_WAREHOUSE": json.dumps({"conn_type": "postgres", "host": p["host"],
-                                                      "port": int(p.get("port") or 5432), "login": p["user"],
-                                                      "schema": p["dbname"]})}
+    env = pipeline_env(empty_db, tmp_path)
     out = subprocess.run([sys.executable, str(REPO / "scripts" / "pipeline.py"), "quarantine", "civil_status",
                           "--batch", str(failed_ids[1])], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -2,12 +2,10 @@
 expectation an analyst adds to the JSON is used with no code change."""
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import time
 
-import psycopg2
 import pytest
 
 from ioc_pipeline.declaration import catalog
@@ -15,7 +13,7 @@ from ioc_pipeline.quality import suite_check
 from ioc_pipeline.ingest import validation
 from tests.conftest import REPO
 from tests.integration.test_batch_civil_status import rec
-from tests.integration.warehouse_helpers import KEY, migrated, sqlalchemy_url
+from tests.integration.warehouse_helpers import KEY, migrated, pipeline_env, sqlalchemy_url
 
 pytestmark = pytest.mark.integration
 D = dt.date(2026, 11, 20)
@@ -127,20 +125,12 @@ def test_lint_names_the_rule_and_the_fix_before_reading_data(empty_db, tmp_path)
     conn.commit()
 
 
-def pipeline_env(dsn, tmp_path):
-    p = psycopg2.extensions.parse_dsn(dsn)
-    return {**os.environ, "IOC_DATA_DIR": str(tmp_path / "data"), "IOC_SIM_PORT": "1",
-            "AIRFLOW_CONN_IOC_WAREHOUSE": json.dumps({"conn_type": "postgres", "host": p["host"],
-                                                       "port": int(p.get("port") or 5432), "login": p["user"],
-                                                       "schema": p["dbname"]})}
-
-
 def test_make_check_suite_exits_non_zero_in_seconds_naming_the_rule_and_column(empty_db, tmp_path):
     migrated(empty_db).close()
     path = suite_with(tmp_path, MISSING_COLUMN)
     t0 = time.monotonic()
     out = subprocess.run([sys.executable, str(REPO / "scripts" / "pipeline.py"), "check-suite", "civil_status",
-                          "--suite", str(path)], env=pipeline_env(empty_db, tmp_path), cwd=REPO,
+                          "--suite", str(path)], env=pipeline_env(empty_db, tmp_path / "data", IOC_SIM_PORT="1"), cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     elapsed = time.monotonic() - t0
     assert out.returncode == 2, out.stdout + out.stderr

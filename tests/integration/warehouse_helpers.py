@@ -25,6 +25,18 @@ def sqlalchemy_url(dsn: str) -> str:
                            user=p.get("user", "postgres"), password=p.get("password")).sqlalchemy_url()
 
 
+def pipeline_env(dsn: str, data_dir, **extra) -> dict:
+    """Environment for a `scripts/pipeline.py` subprocess on the test database (JSON connection)."""
+    import json
+    import os
+
+    p = psycopg2.extensions.parse_dsn(dsn)
+    return {**os.environ, "IOC_DATA_DIR": str(data_dir), **extra,
+            "AIRFLOW_CONN_IOC_WAREHOUSE": json.dumps({"conn_type": "postgres", "host": p["host"],
+                                                       "port": int(p.get("port") or 5432), "login": p["user"],
+                                                       "schema": p["dbname"]})}
+
+
 def run_batch(conn, dsn: str, code: str, as_of: dt.date, items_per_extraction, *, run_id: str = "test_run",
               total=None, key: bytes = KEY):
     """Drive one batch through begin/extract/dedupe/validate/publish/cleanup like the DAG does.
