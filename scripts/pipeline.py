@@ -432,10 +432,18 @@ def quarantine(code: str, batch_id: int | None) -> int:
         warehouse.migrate(conn)
         found = quarantine_report.batches(conn, code, batch_id, limit=limit)
         still_open = quarantine_report.open_rows(conn, source)
+        outcome = quarantine_report.batch_outcome(conn, code, batch_id) if batch_id and not found else None
     finally:
         conn.close()
     if batch_id and not found:
-        print(f"{code}: batch {batch_id} quarantined no row (or is not a batch of {code})")
+        if outcome is None:
+            print(f"{code}: no batch {batch_id} of {code}")
+        elif outcome[0] == "failed":
+            print(f"{code}: batch {batch_id} failed and kept no failing row: it failed before validation or on a "
+                  f"batch-level rule, not on rows ({quarantine_report.printable(outcome[1] or 'no error recorded')}); "
+                  f"make docs shows its expectation results")
+        else:
+            print(f"{code}: batch {batch_id} ({outcome[0]}) quarantined no row")
         return 0
     for line in quarantine_report.format_report(source, found, still_open, row_limit=limit):
         print(line)

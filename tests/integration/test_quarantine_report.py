@@ -153,3 +153,6 @@ def test_a_failed_batch_keeps_its_failing_rows_as_masked_evidence(empty_db, tmp_
             and "5 failing rows kept as evidence (the batch failed validation" in out.stdout), out.stdout
     assert "F0  " in out.stdout and "=048********]" in out.stdout
     assert find_leaks([out.stdout, out.stderr], [BAD_CCCD], []) == []
+    none = subprocess.run([sys.executable, str(REPO / "scripts" / "pipeline.py"), "quarantine", "civil_status",
+                           "--batch", "999999"], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert none.returncode == 0 and "civil_status: no batch 999999 of civil_status" in none.stdout

@@ -93,6 +93,16 @@ def batches(conn, source_code: str, batch_id: int | None = None, *, limit: int |
     return found
 
 
+def batch_outcome(conn, source_code: str, batch_id: int) -> tuple[str, str | None] | None:
+    """(status, error) of a batch of the source, None when there is no such batch."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT status, error FROM audit.batch WHERE source_code = %s AND batch_id = %s",
+                    (source_code, batch_id))
+        found = cur.fetchone()
+    conn.commit()
+    return found
+
+
 def _key_expr(source: Source, alias: str) -> sql.Composable:
     """The core row's business key in quarantine's form: coalesce(k, '') joined with '|'
     (a single key as itself, so the primary-key index serves the lookup)."""
