@@ -146,8 +146,9 @@ def test_quarantine_share_over_threshold_fails_the_batch_and_loads_nothing(empty
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM core.civil_status")
         assert cur.fetchone() == (0,)
-        cur.execute("SELECT count(*) FROM quarantine.rejected_row")
-        assert cur.fetchone() == (0,)
+        # the failing rows stay as evidence, marked as a failed batch's (never counted as quarantined)
+        cur.execute("SELECT count(*), bool_and(batch_failed) FROM quarantine.rejected_row")
+        assert cur.fetchone() == (10, True)
         cur.execute("SELECT status, error FROM audit.source_run")
         status, error = cur.fetchone()
         cur.execute("SELECT count(*) FROM audit.watermark")

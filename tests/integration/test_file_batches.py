@@ -120,8 +120,8 @@ def test_a_file_over_the_quarantine_threshold_fails_and_publishes_nothing(empty_
     assert result["failures"][0].startswith(name)
     assert core(conn) == {}
     with conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM quarantine.rejected_row")
-        assert cur.fetchone()[0] == 0
+        cur.execute("SELECT business_key, batch_failed FROM quarantine.rejected_row ORDER BY 1")
+        assert cur.fetchall() == [("X1", True), ("X2", True)]          # kept as the failed file's evidence
         cur.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'staging'")
         assert cur.fetchone()[0] == 0                                    # staging dropped after the failure
     conn.commit()
