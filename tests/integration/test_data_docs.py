@@ -92,7 +92,7 @@ def test_site_links_every_source_and_batch(warehouse, tmp_path):
     page = pages[f"batches/{ok2}.html"]
     # the verdict apart from the expectations: row-level quarantines under the threshold are no FAILs
     assert "Batch verdict: committed: 100 rows loaded, 2 quarantined (1.96% of 102 keys, threshold 5%)" in page
-    assert f"<h2>Expectations: {passed} of {evaluated} passed, {evaluated - passed} quarantined rows" in page
+    assert f"<h2>Expectations: {passed} of {evaluated} passed, {evaluated - passed} with quarantined rows" in page
     assert evaluated == 26 and '<tr class="fail"' not in page and "failed</span>" not in page
     assert page.count("<code>expect_") + page.count("<code>unexpected_rows_expectation</code>") == evaluated
     for reason in reasons:
