@@ -156,3 +156,25 @@ def test_a_failed_batch_keeps_its_failing_rows_as_masked_evidence(empty_db, tmp_
     none = subprocess.run([sys.executable, str(REPO / "scripts" / "pipeline.py"), "quarantine", "civil_status",
                            "--batch", "999999"], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert none.returncode == 0 and "civil_status: no batch 999999 of civil_status" in none.stdout
+
+
+def test_a_retried_validation_keeps_the_failed_batch_s_evidence_once(empty_db):
+    from ioc_pipeline.ingest import batch as batch_mod
+    from tests.integration.warehouse_helpers import KEY, sqlalchemy_url
+
+    conn = migrated(empty_db)
+    items = [rec(f"F{i}", subject_cccd=BAD_CCCD) for i in range(5)] + [good(i) for i in range(20)]
+    plan = batch_mod.begin(conn, SOURCE, "r1", D, key=KEY, province_code="48")
+    stats = batch_mod.extract(conn, SOURCE, plan, lambda: (iter(items), lambda: None), key=KEY)
+    batch_mod.record_extract(conn, plan, stats)
+    batch_mod.dedupe(conn, SOURCE, plan)
+    for _ in range(2):                                   # Airflow retried the validate task
+        with pytest.raises(batch_mod.BatchFailed, match="quarantine share"):
+            batch_mod.validate(conn, SOURCE, plan, sqlalchemy_url=sqlalchemy_url(empty_db))
+    batch_mod.fail(conn, plan, "validate: failed")
+    batch_mod.cleanup(conn, plan)
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*), count(DISTINCT business_key), bool_and(batch_failed)"
+                    " FROM quarantine.rejected_row WHERE batch_id = %s", (plan.batch_id,))
+        assert cur.fetchone() == (5, 5, True)
+    conn.close()

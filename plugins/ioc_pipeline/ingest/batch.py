@@ -517,6 +517,8 @@ def keep_failed_batch_evidence(conn, source: Source, plan: BatchPlan) -> int:
     batch_failed, in a transaction of their own (the publish transaction never runs). They do not
     count as quarantined: the batch's rows_quarantined stays NULL, core and watermark untouched."""
     with warehouse.transaction(conn) as cur:
+        # a retried validate task writes the batch's evidence again: once
+        cur.execute("DELETE FROM quarantine.rejected_row WHERE batch_id = %s AND batch_failed", (plan.batch_id,))
         kept = write_rejected_rows(cur, source, plan, batch_failed=True)
     if kept:
         log.info("%s batch %s failed validation: %d failing rows kept as evidence in quarantine.rejected_row "
