@@ -189,7 +189,7 @@ def test_a_failed_batch_shows_its_evidence_and_full_error(warehouse, tmp_path):
     assert f"<pre>{markupsafe.escape(error)}</pre>" in page                 # the whole text, never cut
     assert "<h2>Failing rows kept as evidence: 3 rows</h2>" in page
     assert all(f"<td><code>X{i}</code></td>" in page for i in range(3))
-    assert '<span class="tag quarantined">quarantined</span>' in page
+    assert '<span class="tag quarantined">rejected</span>' in page
     source_page = pages["sources/civil_status.html"]
     assert f'<tr class="detail failed"><td colspan="10"><span class="bad">error</span><pre>{markupsafe.escape(error)}</pre>' \
         in source_page and '<input type="checkbox" id="failed-only">' in source_page

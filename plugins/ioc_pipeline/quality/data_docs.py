@@ -80,11 +80,20 @@ def _json(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
+def _kwarg(value) -> str:
+    """A kwarg as an analyst wrote it: text as is, a list (a value set) comma-separated, the rest as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return ", ".join(v if isinstance(v, str) else _json(v) for v in value)
+    return _json(value)
+
+
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, finalize=_finalize,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters.update(num=_num, pct=_pct, json=_json)
+    env.filters.update(num=_num, pct=_pct, json=_json, kwarg=_kwarg)
     return env
 
 
