@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             warehouse.migrate(conn)
             key = os.urandom(32).hex().encode()
             plan = batch.begin(conn, source, "profile", UNTIL, key=key, province_code=PROVINCE)
-            stats = batch.extract(conn, source, plan, fetchers.fetcher_for(source, plan), key=key)
+            stats = batch.extract(conn, source, plan, fetchers.fetcher_for(source, plan.window), key=key)
             batch.dedupe(conn, source, plan)
             url = benchlib.sqlalchemy_url(wh_dsn)
             suite_path = config.EXPECTATIONS_DIR / f"{source.code}.json"
