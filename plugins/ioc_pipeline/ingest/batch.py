@@ -13,7 +13,8 @@
     cleanup-> staging dropped, whatever happened
 
 Each step takes and returns plain data (a BatchPlan), so Airflow tasks can pass it through
-XCom and run on different workers: everything in between lives in the warehouse.
+XCom and run on different workers: everything in between lives in the warehouse. The order of
+the steps, and what happens when one fails, is written once in ingest/runner.py.
 """
 from __future__ import annotations
 
