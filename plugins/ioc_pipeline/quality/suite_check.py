@@ -29,7 +29,7 @@ from psycopg2 import sql
 
 from ioc_pipeline import warehouse
 from ioc_pipeline.declaration.catalog import Source
-from ioc_pipeline.ingest import batch, staging
+from ioc_pipeline.ingest import batch, runner, staging
 from ioc_pipeline.ingest.rule_sql import unexpected_rows_sql
 
 SCRATCH_BATCH_ID = 0  # staging.<source>_b0: real batch ids start at 1
@@ -184,29 +184,21 @@ def check(conn, source: Source, as_of: dt.date, *, fetch, key: bytes, province_c
           sqlalchemy_url: str, suite_path: Path | None = None, rows: int | None = DEFAULT_ROWS) -> Sample:
     """Stage up to `rows` rows of the source, run the suite on them, return what a batch would see.
     Raises validation.SuiteError if the suite does not load."""
-    from ioc_pipeline.ingest import validation
-    from ioc_pipeline.orchestration.asof import window_end
+    from ioc_pipeline.ingest import validation   # GX: imported only once data is read
 
     suite = validation.load_suite(suite_path or source.suite_path)
-    with warehouse.transaction(conn) as cur:
-        table = staging.create(cur, source, SCRATCH_BATCH_ID)
-    plan = batch.BatchPlan(source_code=source.code, run_key="suite-check", batch_id=SCRATCH_BATCH_ID,
-                           as_of_date=as_of.isoformat(), province_code=province_code, staging_table=table,
-                           window_end=window_end(as_of).isoformat() if source.watermark else None)
-    try:
-        items = fetch(plan)[0]
-        if rows:
-            items = itertools.islice(items, rows)
-        staged, _, _, _ = batch.stage_items(conn, source, plan, items, key=key)
-        batch.dedupe(conn, source, plan)
+    ses = runner.Session(conn, key=key, province_code=province_code, sqlalchemy_url=sqlalchemy_url)
+
+    def items_for(window):
+        items = fetch(window)[0]
+        return itertools.islice(items, rows) if rows else items
+
+    with runner.sample(ses, source, as_of, items_for, scratch_batch_id=SCRATCH_BATCH_ID) as (plan, staged):
         distinct = batch.count_keys(conn, source, plan)
-        results = validation.validate_table(sqlalchemy_url, staging.SCHEMA, table, suite)
+        results = validation.validate_table(sqlalchemy_url, staging.SCHEMA, plan.staging_table, suite)
         with warehouse.transaction(conn) as cur:
-            keys = {r.index: batch.sample_failing_rows(cur, source, table, r.column, r.failing_row_ids)
+            keys = {r.index: batch.sample_failing_rows(cur, source, plan.staging_table, r.column, r.failing_row_ids)
                     for r in results if r.failing_row_ids}
-    finally:
-        with warehouse.transaction(conn) as cur:
-            staging.drop(cur, table)
     quarantined = len({i for r in results if r.row_level and r.severity == "critical" and not r.success
                        for i in r.failing_row_ids})
     specs = {s.index: s for s in suite.specs}
@@ -272,18 +264,18 @@ def report(source: Source, sample: Sample) -> list[str]:
 
 
 def sample_fetcher(source: Source):
-    """fetch(plan) -> (items, total) over the configured connection: the window up to D+1, or, for a
-    file source, its newest delivery named on or before D (read as a batch reads it)."""
+    """fetch(window) -> (items, total) over the configured connection: the window up to D+1, or, for
+    a file source, its newest delivery named on or before D (read as a batch reads it)."""
     from ioc_pipeline.extract import fetchers, file_source
 
-    def fetch(plan):
+    def fetch(window):
         if source.kind != "file":
-            return fetchers.fetcher_for(source, plan)()
+            return fetchers.fetcher_for(source, window)()
         root = file_source.landing_root(source)
-        found = file_source.discover(root, source.files, dt.date.fromisoformat(plan.as_of_date), settle_seconds=0)
+        found = file_source.discover(root, source.files, dt.date.fromisoformat(window.as_of), settle_seconds=0)
         if not found:
             raise file_source.FileUnreadable(f"{source.code}: no delivery of {source.files.pattern} on or before "
-                                             f"{plan.as_of_date} in the landing folder")
+                                             f"{window.as_of} in the landing folder")
         newest = max(found, key=lambda d: (d.named_date or "", d.mtime))
         print(f"{source.code}: sample = {newest.name}")
         return file_source.read_items(root, source, newest), (lambda: None)
