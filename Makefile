@@ -19,7 +19,8 @@ help:
 	@echo "make check-suite SOURCE=civil_status [SUITE=file.json]   try a suite on a sample of the source"
 	@echo "make docs              build the data-quality report (Data Docs) and print where to open it"
 	@echo "make quarantine SOURCE=civil_status [BATCH=id]   quarantined rows per batch, with reasons"
-	@echo "make stop              stop the simulator and the embedded PostgreSQL"
+	@echo "make web               the IOC page (read-only, port 8050) on the warehouse, and its URL"
+	@echo "make stop              stop the IOC page, the simulator and the embedded PostgreSQL"
 	@echo "make celery-run [DATE=YYYY-MM-DD]   every DAG once on a local CeleryExecutor (Redis + PostgreSQL on 127.0.0.1)"
 	@echo "make bench [BENCH_ARGS=...]   ingest paths against a raw COPY of the same rows (docs/performance.md)"
 	@echo "make bench-nightly         the nightly cycle and the view refresh at province scale"
@@ -85,3 +86,9 @@ bench-nightly: $(STAMP)
 .PHONY: celery-run
 celery-run: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/celery_run.py $(if $(DATE),--date $(DATE)) $(CELERY_RUN_ARGS)
+
+# The IOC operators' page (ioc_web): read-only, login ioc_dashboard (IN ROLE ioc_reader), on
+# http://127.0.0.1:8050/ (IOC_WEB_PORT); `make stop` stops it. README: "The IOC page".
+.PHONY: web
+web: $(STAMP)
+	$(PY) scripts/pipeline.py web

@@ -7,6 +7,8 @@ It supplies the embedded defaults of operations.md and nothing else:
 - without AIRFLOW_VAR_IOC_PII_KEY: a random key kept in .data/secrets (demo only);
 - Airflow's own metadata in SQLite under .data/airflow.
 Then it runs the real DAGs with `airflow dags test <dag_id> <date>`, one after the other.
+The embedded server also listens on 127.0.0.1:$IOC_PG_PORT (default 5433) for password logins
+(BI tools, the IOC page); `web` starts the IOC page (ioc_web) on 127.0.0.1:$IOC_WEB_PORT.
 """
 from __future__ import annotations
 
@@ -33,6 +35,9 @@ REST_SOURCES = {"sector_civil_status": None, "sector_public_services": None, "se
 SQL_SOURCES = {"sector_land": None, "sector_tuition": None}
 # File sources: connection sector_landing pointed at DATA/landing, filled by the simulator, when unset
 LANDING_CONN = "sector_landing"
+PG_TCP_PORT = int(os.environ.get("IOC_PG_PORT", "5433"))     # 0: the embedded server stays socket-only
+WEB_PORT = int(os.environ.get("IOC_WEB_PORT", "8050"))
+WEB_PASSWORD_FILE = DATA / "secrets" / "ioc_dashboard_password"
 
 
 def log(msg: str) -> None:
@@ -75,17 +80,23 @@ def ensure_warehouse() -> str | None:
         return None
     from ioc_pipeline import embedded_pg
 
-    socket_dir = embedded_pg.ensure_server(DATA / "pg")
+    socket_dir = embedded_pg.ensure_server(DATA / "pg", tcp_port=PG_TCP_PORT)
+    port = embedded_pg.server_port(DATA / "pg")   # names the socket file too
     _create_db(socket_dir, "ioc")
-    os.environ["AIRFLOW_CONN_IOC_WAREHOUSE"] = _conn_json(conn_type="postgres", host=socket_dir, login="postgres", schema="ioc")
-    log(f"warehouse: embedded PostgreSQL (socket {socket_dir}), database ioc")
+    os.environ["AIRFLOW_CONN_IOC_WAREHOUSE"] = _conn_json(conn_type="postgres", host=socket_dir, port=port,
+                                                          login="postgres", schema="ioc")
+    tcp = f", 127.0.0.1:{port} for password logins" if port == PG_TCP_PORT else ""
+    log(f"warehouse: embedded PostgreSQL (socket {socket_dir}{tcp}), database ioc")
     return socket_dir
 
 
 def _create_db(socket_dir: str, name: str) -> None:
     import psycopg2
 
-    conn = psycopg2.connect(host=socket_dir, user="postgres", dbname="postgres")
+    from ioc_pipeline import embedded_pg
+
+    conn = psycopg2.connect(host=socket_dir, port=embedded_pg.server_port(DATA / "pg"), user="postgres",
+                            dbname="postgres")
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
@@ -128,9 +139,10 @@ def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
         return
     from ioc_pipeline import embedded_pg
 
-    sim_socket = socket_dir or embedded_pg.ensure_server(DATA / "pg")
+    sim_socket = socket_dir or embedded_pg.ensure_server(DATA / "pg", tcp_port=PG_TCP_PORT)
+    sim_port = embedded_pg.server_port(DATA / "pg")
     _create_db(sim_socket, "sector_sim")
-    dsn = embedded_pg.dsn(sim_socket, "sector_sim")
+    dsn = embedded_pg.dsn(sim_socket, "sector_sim", sim_port)
     records = os.environ.get("IOC_SIM_RECORDS", "20000")
     landing = DATA / "landing"
     files = ["--landing", str(landing)] if LANDING_CONN in missing else []
@@ -148,7 +160,7 @@ def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
     missing_sql = [c for c in missing if c in SQL_SOURCES]
     for conn_id in missing_sql:
         os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = _conn_json(
-            conn_type="postgres", host=sim_socket, login="postgres", schema="sector_sim")
+            conn_type="postgres", host=sim_socket, port=sim_port, login="postgres", schema="sector_sim")
     if missing_sql:
         log(f"sector sources: simulator database sector_sim for {', '.join(missing_sql)}")
     missing = [c for c in missing if c not in SQL_SOURCES]
@@ -267,10 +279,16 @@ def main() -> int:
     q = sub.add_parser("quarantine", help="quarantined rows of a source per batch, with reasons (masked values)")
     q.add_argument("source")
     q.add_argument("--batch", type=int, help="only this batch, all its rows")
+    sub.add_parser("web", help="start the IOC page (read-only, login ioc_dashboard) and print its URL")
     args = ap.parse_args()
 
     if args.cmd == "stop":
         return stop()
+    if args.cmd == "web":
+        airflow_env()
+        ensure_warehouse()
+        print(f"IOC page: {start_web()}  (make stop stops it)")
+        return 0
     if args.cmd in ("docs", "quarantine"):   # read the warehouse only: no simulator, no pipeline run
         airflow_env()
         ensure_warehouse()
@@ -292,6 +310,7 @@ def main() -> int:
     if args.cmd != "demo":
         return 1 if failed else 0
     print_indicators()
+    print(f"\nIOC page: {start_web()}  (the same indicators with trends, communes and a wall view; make stop stops it)")
     log(f"demo finished in {time.monotonic() - t0:.0f}s")
     if "refresh_ioc_views" in failed:
         return 1
@@ -362,9 +381,38 @@ def quarantine(code: str, batch_id: int | None) -> int:
     return 0
 
 
+def start_web() -> str:
+    """The IOC page on 127.0.0.1:WEB_PORT, logged in as ioc_dashboard (IN ROLE ioc_reader,
+    password in .data/secrets) unless IOC_WEB_DSN names another login; returns its URL."""
+    import psycopg2.extensions
+
+    from ioc_pipeline import config, data_docs, warehouse
+    from ioc_web import serve
+
+    dsn = os.environ.get("IOC_WEB_DSN")
+    if not dsn:
+        conn = warehouse.connect()
+        try:
+            warehouse.migrate(conn)   # ioc_reader and the views exist
+        finally:
+            conn.close()
+        p = config.postgres_params(config.WAREHOUSE_CONN_ID)
+        password = serve.password(WEB_PASSWORD_FILE)
+        serve.ensure_login(p.dsn(), password)
+        # the embedded server listening on TCP: log in the way a BI tool does, with the password
+        host, port = ("127.0.0.1", p.port) if p.host.startswith("/") and p.port == PG_TCP_PORT else (p.host, p.port)
+        dsn = psycopg2.extensions.make_dsn(host=host, port=port, dbname=p.dbname, user=serve.DASHBOARD_LOGIN,
+                                           password=password)
+    return serve.start(dsn, port=WEB_PORT, pid_file=DATA / "web.pid", log_file=DATA / "web.log",
+                       data_docs=data_docs.default_dir(), repo=REPO)
+
+
 def stop() -> int:
     from ioc_pipeline import embedded_pg
+    from ioc_web import serve
 
+    if serve.stop(DATA / "web.pid"):
+        log("IOC page stopped")
     _stop_simulator()
     embedded_pg.stop_server(DATA / "pg")
     log("simulator and embedded PostgreSQL stopped")
