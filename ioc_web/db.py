@@ -65,8 +65,12 @@ class Warehouse:
                    f"-c statement_timeout={statement_timeout_ms}")
         self._pool = psycopg2.pool.ThreadedConnectionPool(
             1, max_connections, dsn, options=options, application_name="ioc_web")
-        with self.connection() as conn:
-            self.login = check_login(conn)
+        try:
+            with self.connection() as conn:
+                self.login = check_login(conn)
+        except BaseException:
+            self._pool.closeall()
+            raise
 
     @contextmanager
     def connection(self):
