@@ -58,7 +58,8 @@ def ingest_child(code: str, wh_dsn: str, as_of: str, key_hex: str, landing: str 
     """Runs in a spawned process: the real path of one source, each step timed."""
     benchlib.child_logging("ingest")
     log.info("ingest process started: peak RSS so far %.0f MB", benchlib.peak_rss_mb())
-    from ioc_pipeline import catalog, warehouse
+    from ioc_pipeline.declaration import catalog
+    from ioc_pipeline import warehouse
     import ingest_path
 
     import airflow.sdk  # noqa: F401  (already imported in an Airflow worker: keep it out of the timings)
@@ -108,7 +109,9 @@ def export_served_rows(sim_dsn: str, window_end: str, path: Path) -> tuple[int, 
 def export_sql_window(code: str, sim_dsn: str, window_end: str, path: Path) -> tuple[int, list[str]]:
     """The SQL source's window exactly as the extractor selects it (its own query, every column ::text)."""
     import psycopg2
-    from ioc_pipeline import batch, catalog, config
+    from ioc_pipeline.ingest import batch
+    from ioc_pipeline.declaration import catalog
+    from ioc_pipeline import config
     from ioc_pipeline.extract import sql_source
 
     source = catalog.get(code)
@@ -127,7 +130,7 @@ def export_sql_window(code: str, sim_dsn: str, window_end: str, path: Path) -> t
 
 
 def bench_one(params: dict, code: str, n: int, workdir: Path) -> dict:
-    from ioc_pipeline import catalog
+    from ioc_pipeline.declaration import catalog
 
     source = catalog.get(code)
     created: list[str] = []

@@ -76,7 +76,10 @@ def generate(sim_dsn: str, landing: Path, until: dt.date, scale: dict) -> dict:
 def cycle_child(wh_dsn: str, as_of: str, key_hex: str, landing: str, phase: str) -> dict:
     """Spawned: every ingest path for `as_of` (phase 'history' or 'cycle'), then (cycle) the refresh."""
     benchlib.child_logging(phase)
-    from ioc_pipeline import catalog, data_docs, reconciliation, refresh, warehouse
+    from ioc_pipeline.declaration import catalog
+    from ioc_pipeline.quality import data_docs
+    from ioc_pipeline.views import reconciliation, refresh
+    from ioc_pipeline import warehouse
     import ingest_path
 
     import airflow.sdk  # noqa: F401  (already imported in an Airflow worker)

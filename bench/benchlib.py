@@ -38,8 +38,8 @@ PROVINCE = "48"
 
 def resolve_server(choice: str) -> tuple[dict, str, Path | None]:
     """(libpq params without dbname, label, embedded data dir started here or None): the same
-    rule as the tests (ioc_pipeline.embedded_pg.choose_server), embedded data in .data/bench-pg."""
-    from ioc_pipeline import embedded_pg
+    rule as the tests (devtools.embedded_pg.choose_server), embedded data in .data/bench-pg."""
+    from devtools import embedded_pg
 
     try:
         chosen = embedded_pg.choose_server(choice, REPO / ".data" / "bench-pg")
@@ -50,7 +50,7 @@ def resolve_server(choice: str) -> tuple[dict, str, Path | None]:
 
 def stop_embedded(started_here: Path | None) -> None:
     if started_here is not None:
-        from ioc_pipeline import embedded_pg
+        from devtools import embedded_pg
         embedded_pg.stop_server(started_here)
 
 
@@ -59,7 +59,7 @@ def dsn_of(params: dict, dbname: str) -> str:
 
 
 def _maintenance(params: dict, sql: str) -> None:
-    from ioc_pipeline import embedded_pg
+    from devtools import embedded_pg
 
     embedded_pg.maintenance(params, sql)
 

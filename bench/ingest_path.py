@@ -11,8 +11,9 @@ import uuid
 from pathlib import Path
 
 from benchlib import PROVINCE, StepTimer
-from ioc_pipeline import batch, file_batches, warehouse
-from ioc_pipeline.catalog import Source
+from ioc_pipeline.ingest import batch, file_batches
+from ioc_pipeline import warehouse
+from ioc_pipeline.declaration.catalog import Source
 from ioc_pipeline.extract import fetchers
 
 STEPS = ("begin", "extract", "record_extract", "dedupe", "validate", "publish", "cleanup")

@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from ioc_pipeline import batch, catalog, config, validation, warehouse
+    from ioc_pipeline.ingest import batch, validation
+    from ioc_pipeline.declaration import catalog
+    from ioc_pipeline import config, warehouse
     from ioc_pipeline.extract import fetchers
 
     params, label, started_here = benchlib.resolve_server(args.server)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ioc_pipeline import batch, catalog, refresh, warehouse
+from ioc_pipeline import warehouse
+from ioc_pipeline.declaration import catalog
+from ioc_pipeline.ingest import batch
+from ioc_pipeline.views import refresh
 
 HISTORY_SQL = """
 CREATE TEMP TABLE template ON COMMIT DROP AS

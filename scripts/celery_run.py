@@ -303,7 +303,7 @@ def main() -> int:
     sys.path.insert(0, str(REPO / "scripts"))
     import pipeline  # puts plugins/ on sys.path
 
-    from ioc_pipeline import embedded_pg
+    from devtools import embedded_pg
 
     t0 = time.monotonic()
     procs = Processes(logdir)

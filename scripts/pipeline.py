@@ -78,7 +78,7 @@ def ensure_warehouse() -> str | None:
     if os.environ.get("AIRFLOW_CONN_IOC_WAREHOUSE"):
         log("warehouse: AIRFLOW_CONN_IOC_WAREHOUSE")
         return None
-    from ioc_pipeline import embedded_pg
+    from devtools import embedded_pg
 
     socket_dir = embedded_pg.ensure_server(DATA / "pg", tcp_port=PG_TCP_PORT)
     port = embedded_pg.server_port(DATA / "pg")   # names the socket file too
@@ -93,7 +93,7 @@ def ensure_warehouse() -> str | None:
 def _create_db(socket_dir: str, name: str) -> None:
     import psycopg2
 
-    from ioc_pipeline import embedded_pg
+    from devtools import embedded_pg
 
     conn = psycopg2.connect(host=socket_dir, port=embedded_pg.server_port(DATA / "pg"), user="postgres",
                             dbname="postgres")
@@ -137,7 +137,7 @@ def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
     if not missing:
         log("sector sources: configured connections")
         return
-    from ioc_pipeline import embedded_pg
+    from devtools import embedded_pg
 
     sim_socket = socket_dir or embedded_pg.ensure_server(DATA / "pg", tcp_port=PG_TCP_PORT)
     sim_port = embedded_pg.server_port(DATA / "pg")
@@ -199,7 +199,7 @@ def airflow_db() -> None:
 
 
 def dag_ids() -> list[str]:
-    from ioc_pipeline import catalog
+    from ioc_pipeline.declaration import catalog
 
     return [s.dag_id for s in catalog.load().values()]
 
@@ -324,7 +324,10 @@ def main() -> int:
 
 
 def check_suite(code: str, as_of: str, suite: str | None) -> int:
-    from ioc_pipeline import catalog, config, suite_check, validation, warehouse
+    from ioc_pipeline.declaration import catalog
+    from ioc_pipeline import config, warehouse
+    from ioc_pipeline.quality import suite_check
+    from ioc_pipeline.ingest import validation
 
     source = catalog.get(code)
     conn = warehouse.connect()
@@ -349,7 +352,8 @@ def check_suite(code: str, as_of: str, suite: str | None) -> int:
 
 
 def docs() -> int:
-    from ioc_pipeline import data_docs, warehouse
+    from ioc_pipeline.quality import data_docs
+    from ioc_pipeline import warehouse
 
     conn = warehouse.connect()
     try:
@@ -362,7 +366,9 @@ def docs() -> int:
 
 
 def quarantine(code: str, batch_id: int | None) -> int:
-    from ioc_pipeline import catalog, quarantine_report, warehouse
+    from ioc_pipeline.declaration import catalog
+    from ioc_pipeline.quality import quarantine_report
+    from ioc_pipeline import warehouse
 
     source = catalog.get(code)
     limit = None if batch_id else 20   # one batch: every row; all batches: a sample of each
@@ -386,7 +392,8 @@ def start_web() -> str:
     password in .data/secrets) unless IOC_WEB_DSN names another login; returns its URL."""
     import psycopg2.extensions
 
-    from ioc_pipeline import config, data_docs, warehouse
+    from ioc_pipeline import config, warehouse
+    from ioc_pipeline.quality import data_docs
     from ioc_web import serve
 
     dsn = os.environ.get("IOC_WEB_DSN")
@@ -408,7 +415,7 @@ def start_web() -> str:
 
 
 def stop() -> int:
-    from ioc_pipeline import embedded_pg
+    from devtools import embedded_pg
     from ioc_web import serve
 
     if serve.stop(DATA / "web.pid"):

@@ -18,7 +18,7 @@ import random
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from ioc_pipeline.admin_units import load_reference
+from ioc_pipeline.reference.admin_units import load_reference
 from simulator import people
 from simulator.resource import IncrementalResource
 from simulator.store import (ICT, STATE_DDL, GeneratorState, GeneratorStateError, connect, open_state,

@@ -10,7 +10,7 @@ import random
 import unicodedata
 from datetime import date
 
-from ioc_pipeline.cccd import PROVINCE_PREFIXES
+from ioc_pipeline.personal_data.cccd import PROVINCE_PREFIXES
 
 PREFIXES = tuple(sorted(PROVINCE_PREFIXES))
 # Three-digit prefixes that are not one of the 63 codes (sources.md: makes the ID invalid).

@@ -20,7 +20,7 @@ import random
 import unicodedata
 from datetime import date, datetime, time, timedelta
 
-from ioc_pipeline.admin_units import load_reference
+from ioc_pipeline.reference.admin_units import load_reference
 from simulator.civil_status import Communes, communes_for
 from simulator.resource import IncrementalResource
 from simulator.store import (ICT, STATE_DDL, GeneratorState, GeneratorStateError, connect, open_state,

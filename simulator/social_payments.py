@@ -32,7 +32,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Iterator
 
-from ioc_pipeline.admin_units import load_reference
+from ioc_pipeline.reference.admin_units import load_reference
 from simulator import file_truth, landing, people
 from simulator.civil_status import Communes, communes_for
 from simulator.store import ICT, STATE_DDL, connect, copy_rows, open_state, write_state

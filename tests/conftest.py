@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ioc_pipeline import embedded_pg
+from devtools import embedded_pg
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 

@@ -17,7 +17,7 @@ from typing import Iterator
 import psycopg2
 import psycopg2.extensions
 
-from . import config
+from ioc_pipeline import config
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def migration_files() -> list[Path]:
 
 def migrate(conn) -> list[str]:
     """Apply pending migrations and reference data; return what was applied."""
-    from . import admin_units  # the reference loader pulls in its package data only here
+    from ioc_pipeline.reference import admin_units  # the reference loader pulls in its package data only here
 
     applied: list[str] = []
     with transaction(conn) as cur:

@@ -19,7 +19,7 @@ import psycopg2
 import psycopg2.extras
 import pytest
 
-from ioc_pipeline.admin_units import load_reference
+from ioc_pipeline.reference.admin_units import load_reference
 from simulator import civil_status as sim_civil
 from simulator import health_visits as sim_health
 from simulator import project06_tracker as sim_tracker

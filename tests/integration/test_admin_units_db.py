@@ -6,7 +6,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from ioc_pipeline.admin_units import load_into_warehouse, load_reference
+from ioc_pipeline.reference.admin_units import load_into_warehouse, load_reference
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,10 @@ import shutil
 import psycopg2
 import pytest
 
-from ioc_pipeline import batch, catalog, config, refresh
+from ioc_pipeline.ingest import batch
+from ioc_pipeline.declaration import catalog
+from ioc_pipeline import config
+from ioc_pipeline.views import refresh
 from ioc_pipeline.extract import fetchers
 from simulator import tuition
 from tests.integration.warehouse_helpers import KEY, PROVINCE, migrated, sqlalchemy_url

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from ioc_pipeline import batch
+from ioc_pipeline.ingest import batch
 from tests.integration.warehouse_helpers import all_text_values, find_leaks, migrated, run_batch
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,10 @@ from decimal import ROUND_HALF_UP, Decimal
 import psycopg2
 import pytest
 
-from ioc_pipeline import batch, catalog, refresh
-from ioc_pipeline.admin_units import load_reference
+from ioc_pipeline.ingest import batch
+from ioc_pipeline.declaration import catalog
+from ioc_pipeline.views import refresh
+from ioc_pipeline.reference.admin_units import load_reference
 from ioc_pipeline.extract import fetchers
 from simulator import population as sim_population
 from simulator.server import make_server

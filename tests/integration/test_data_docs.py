@@ -13,7 +13,10 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from ioc_pipeline import batch, catalog, data_docs, reconciliation
+from ioc_pipeline.ingest import batch
+from ioc_pipeline.declaration import catalog
+from ioc_pipeline.quality import data_docs
+from ioc_pipeline.views import reconciliation
 from tests.conftest import REPO
 from tests.integration import test_reconciliation as recon_fixture
 from tests.integration.test_batch_civil_status import rec
@@ -152,7 +155,7 @@ def test_make_docs_builds_the_site_and_says_where(warehouse, tmp_path):
 
 
 def test_refresh_dag_reconciles_then_builds_the_docs_whatever_happened():
-    from ioc_pipeline import dag_factory
+    from ioc_pipeline.orchestration import dag_factory
 
     dag = dag_factory.build_refresh_dag(list(catalog.load().values()))
     refresh, recon, docs = (dag.get_task(t) for t in ("refresh_views", "reconcile", "build_data_docs"))

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from ioc_pipeline import batch
+from ioc_pipeline.ingest import batch
 from tests.integration.test_batch_civil_status import rec
 from tests.integration.warehouse_helpers import migrated, run_batch
 

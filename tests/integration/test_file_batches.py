@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ioc_pipeline import pii
+from ioc_pipeline.personal_data import pii
 from tests.integration.warehouse_helpers import KEY, all_text_values, find_leaks, migrated, run_file_deliveries
 
 pytestmark = pytest.mark.integration

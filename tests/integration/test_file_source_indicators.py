@@ -12,7 +12,8 @@ from decimal import Decimal
 
 import pytest
 
-from ioc_pipeline import refresh, warehouse
+from ioc_pipeline.views import refresh
+from ioc_pipeline import warehouse
 from tests.integration.test_refresh_civil_status import values
 from tests.integration.warehouse_helpers import migrated
 

@@ -15,7 +15,9 @@ import json
 
 import pytest
 
-from ioc_pipeline import catalog, rows, staging, validation, warehouse
+from ioc_pipeline.declaration import catalog
+from ioc_pipeline.ingest import rows, staging, validation
+from ioc_pipeline import warehouse
 from tests.integration.warehouse_helpers import KEY, PROVINCE, migrated, sqlalchemy_url
 
 pytestmark = pytest.mark.integration

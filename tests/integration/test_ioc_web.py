@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bench import web_history
-from ioc_pipeline import embedded_pg
+from devtools import embedded_pg
 from ioc_web import serve
 from ioc_web.app import create_app
 from ioc_web.db import LoginRefused

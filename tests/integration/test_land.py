@@ -9,7 +9,9 @@ from decimal import Decimal
 import psycopg2
 import pytest
 
-from ioc_pipeline import batch, catalog, refresh
+from ioc_pipeline.ingest import batch
+from ioc_pipeline.declaration import catalog
+from ioc_pipeline.views import refresh
 from ioc_pipeline.extract import fetchers
 from simulator import land as sim_land
 from tests.integration.test_refresh_civil_status import values
@@ -165,7 +167,7 @@ def expected_values(sim_dsn: str, as_of: dt.date) -> dict[tuple[str, str], tuple
     key, issued on or before as_of, legacy codes mapped by the reference data."""
     from collections import defaultdict
 
-    from ioc_pipeline.admin_units import load_reference
+    from ioc_pipeline.reference.admin_units import load_reference
 
     ref = load_reference()
     counts: dict = defaultdict(lambda: [0, 0])

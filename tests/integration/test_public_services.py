@@ -10,7 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from ioc_pipeline import catalog, refresh
+from ioc_pipeline.declaration import catalog
+from ioc_pipeline.views import refresh
 from tests.integration.test_refresh_civil_status import values
 from tests.integration.warehouse_helpers import migrated, run_batch
 

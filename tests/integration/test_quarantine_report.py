@@ -10,7 +10,8 @@ import sys
 import psycopg2
 import pytest
 
-from ioc_pipeline import catalog, quarantine_report
+from ioc_pipeline.declaration import catalog
+from ioc_pipeline.quality import quarantine_report
 from tests.conftest import REPO
 from tests.integration.test_batch_civil_status import rec
 from tests.integration.warehouse_helpers import find_leaks, migrated, run_batch

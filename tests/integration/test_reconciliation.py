@@ -6,7 +6,8 @@ import datetime as dt
 import psycopg2
 import pytest
 
-from ioc_pipeline import pii, reconciliation
+from ioc_pipeline.personal_data import pii
+from ioc_pipeline.views import reconciliation
 from tests.integration.test_batch_civil_status import rec
 from tests.integration.warehouse_helpers import KEY, PROVINCE, all_text_values, migrated, run_batch
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 import psycopg2
 import pytest
 
-from ioc_pipeline import refresh
+from ioc_pipeline.views import refresh
 from tests.integration.test_batch_civil_status import rec
 from tests.integration.warehouse_helpers import migrated, run_batch
 

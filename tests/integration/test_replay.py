@@ -5,7 +5,8 @@ import datetime as dt
 
 import pytest
 
-from ioc_pipeline import batch, catalog
+from ioc_pipeline.ingest import batch
+from ioc_pipeline.declaration import catalog
 from tests.integration.test_batch_civil_status import rec
 from tests.integration.warehouse_helpers import KEY, PROVINCE, migrated, sqlalchemy_url
 

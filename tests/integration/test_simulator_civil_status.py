@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta, timezone
 import psycopg2
 import pytest
 
-from ioc_pipeline.admin_units import load_reference
+from ioc_pipeline.reference.admin_units import load_reference
 from simulator import civil_status
 from simulator.store import GeneratorStateError
 

@@ -327,7 +327,7 @@ def test_the_real_file_path_agrees_with_the_truth(delivered, empty_db):
     """The pipeline's own file batches on these deliveries: every file loads or fails as the truth
     says, each loading file quarantines the keys the truth labels, and the indicators equal the
     oracles (computed from the truth alone)."""
-    from ioc_pipeline import refresh
+    from ioc_pipeline.views import refresh
     from tests.integration.test_refresh_civil_status import values
     from tests.integration.warehouse_helpers import migrated, run_file_deliveries
 

@@ -13,7 +13,7 @@ import psycopg2
 import pytest
 import requests
 
-from ioc_pipeline.admin_units import load_reference
+from ioc_pipeline.reference.admin_units import load_reference
 from simulator import population
 from simulator.server import make_server
 from simulator.store import GeneratorStateError

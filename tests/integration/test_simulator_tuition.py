@@ -8,7 +8,9 @@ from collections import Counter
 import psycopg2
 import pytest
 
-from ioc_pipeline import batch, catalog, refresh
+from ioc_pipeline.ingest import batch
+from ioc_pipeline.declaration import catalog
+from ioc_pipeline.views import refresh
 from ioc_pipeline.extract import fetchers
 from simulator import tuition
 from simulator.store import GeneratorStateError
@@ -50,7 +52,7 @@ def expected_values(sim_dsn: str, as_of: dt.date) -> dict[tuple[str, str], tuple
     the reference data. {(indicator, unit): (numerator, denominator)}."""
     from collections import defaultdict
 
-    from ioc_pipeline.admin_units import load_reference
+    from ioc_pipeline.reference.admin_units import load_reference
 
     ref = load_reference()
     counts: dict = defaultdict(lambda: [0, 0])

@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from ioc_pipeline import catalog, suite_check, validation
+from ioc_pipeline.declaration import catalog
+from ioc_pipeline.quality import suite_check
+from ioc_pipeline.ingest import validation
 from tests.integration.test_batch_civil_status import rec
 from tests.integration.warehouse_helpers import KEY, migrated, sqlalchemy_url
 

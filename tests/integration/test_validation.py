@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 from sqlalchemy.engine import URL
 
-from ioc_pipeline.validation import ExpectationResult, load_suite, validate_table
+from ioc_pipeline.ingest.validation import ExpectationResult, load_suite, validate_table
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,9 @@ import datetime as dt
 
 import psycopg2
 
-from ioc_pipeline import batch, catalog, config, warehouse
+from ioc_pipeline.ingest import batch
+from ioc_pipeline.declaration import catalog
+from ioc_pipeline import config, warehouse
 
 KEY = b"test-pii-key-0123456789abcdef"
 PROVINCE = "48"
@@ -111,7 +113,7 @@ def run_file_deliveries(conn, dsn: str, code: str, as_of: dt.date, root, *, run_
     Returns file_batches.load_all's result (files, files_committed, files_failed, failures, ...)."""
     from pathlib import Path
 
-    from ioc_pipeline import file_batches
+    from ioc_pipeline.ingest import file_batches
 
     source = catalog.get(code)
     run_key = batch.open_run(conn, source, run_id, as_of, key=key)

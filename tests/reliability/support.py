@@ -19,7 +19,8 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
-from ioc_pipeline import batch, catalog
+from ioc_pipeline.ingest import batch
+from ioc_pipeline.declaration import catalog
 from ioc_pipeline.extract import fetchers
 from tests.integration.warehouse_helpers import KEY, PROVINCE, sqlalchemy_url
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from ioc_pipeline import refresh
+from ioc_pipeline.views import refresh
 from tests.integration.warehouse_helpers import PROVINCE, migrated, run_batch
 from tests.reliability.support import (blocked_by, diff, kill, lock_held, locks_of, worker_backends, rows, scalar,
                                        snapshot, start_worker, wait_for, worker_log)

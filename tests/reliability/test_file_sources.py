@@ -24,7 +24,10 @@ import openpyxl
 import psycopg2
 import pytest
 
-from ioc_pipeline import batch, catalog, file_batches, pii, refresh
+from ioc_pipeline.ingest import batch, file_batches
+from ioc_pipeline.declaration import catalog
+from ioc_pipeline.personal_data import pii
+from ioc_pipeline.views import refresh
 from simulator import health_visits, project06_tracker, social_payments
 from tests.integration.warehouse_helpers import (KEY, PROVINCE, all_text_values, find_leaks, migrated,
                                                  run_file_deliveries, sqlalchemy_url)

@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from ioc_pipeline import refresh
+from ioc_pipeline.views import refresh
 from tests.integration.test_batch_civil_status import rec
 from tests.integration.test_batch_population import DA_NANG, good
 from tests.integration.warehouse_helpers import PROVINCE, migrated, run_batch

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from ioc_pipeline import batch
+from ioc_pipeline.ingest import batch
 from tests.integration.test_batch_civil_status import rec
 from tests.integration.warehouse_helpers import migrated, run_batch
 from tests.reliability.support import rows, snapshot

@@ -9,7 +9,7 @@ import datetime as dt
 import psycopg2
 import pytest
 
-from ioc_pipeline import batch
+from ioc_pipeline.ingest import batch
 from ioc_pipeline.extract import sql_source
 from ioc_pipeline.extract.rest import SourceError
 from simulator import land as sim_land

@@ -48,7 +48,10 @@ def stalling(items: list[dict], pause_after: int, signal_file: str):
 
 
 def main(spec: dict) -> None:
-    from ioc_pipeline import batch, catalog, refresh, warehouse
+    from ioc_pipeline.ingest import batch
+    from ioc_pipeline.declaration import catalog
+    from ioc_pipeline.views import refresh
+    from ioc_pipeline import warehouse
     from tests.integration.warehouse_helpers import KEY, PROVINCE, sqlalchemy_url
 
     conn = warehouse.connect(spec["dsn"], application_name=os.environ["PGAPPNAME"])

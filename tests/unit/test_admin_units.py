@@ -5,8 +5,8 @@ import unicodedata
 
 import pytest
 
-from ioc_pipeline import admin_units
-from ioc_pipeline.admin_units import AmbiguousMappingError, load_reference
+from ioc_pipeline.reference import admin_units
+from ioc_pipeline.reference.admin_units import AmbiguousMappingError, load_reference
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,8 @@ import datetime as dt
 
 import pytest
 
-from ioc_pipeline import asof, catalog
+from ioc_pipeline.orchestration import asof
+from ioc_pipeline.declaration import catalog
 
 UTC = dt.timezone.utc
 

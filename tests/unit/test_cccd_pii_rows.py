@@ -3,8 +3,9 @@ import unicodedata
 
 import pytest
 
-from ioc_pipeline import cccd, pii, rows
-from ioc_pipeline.catalog import get
+from ioc_pipeline.personal_data import cccd, pii
+from ioc_pipeline.ingest import rows
+from ioc_pipeline.declaration.catalog import get
 
 KEY = b"k" * 32
 

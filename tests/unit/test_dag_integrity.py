@@ -3,7 +3,7 @@ steps, doc_md, max_active_runs=1, failure callback)."""
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from ioc_pipeline import catalog
+from ioc_pipeline.declaration import catalog
 from ioc_pipeline.config import REPO_ROOT
 
 
@@ -87,8 +87,8 @@ def test_ingest_publishes_the_asset_refresh_consumes(dagbag):
 def test_only_transient_extract_errors_are_retried(exc, permanent):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from ioc_pipeline.batch import BatchFailed  # noqa: F401 - used by eval
-    from ioc_pipeline.dag_factory import _fail_now_if_permanent
+    from ioc_pipeline.ingest.batch import BatchFailed  # noqa: F401 - used by eval
+    from ioc_pipeline.orchestration.dag_factory import _fail_now_if_permanent
     from ioc_pipeline.extract.rest import SourceError  # noqa: F401 - used by eval
 
     error = eval(exc)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from ioc_pipeline import catalog
+from ioc_pipeline.declaration import catalog
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yaml").read_text())

@@ -9,7 +9,7 @@ import time
 import openpyxl
 import pytest
 
-from ioc_pipeline.catalog import get
+from ioc_pipeline.declaration.catalog import get
 from ioc_pipeline.extract import file_source
 from ioc_pipeline.extract.file_source import FileUnreadable
 

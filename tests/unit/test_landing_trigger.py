@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from ioc_pipeline import asof
-from ioc_pipeline.triggers import LandingDeliveryTrigger, yesterday_local
+from ioc_pipeline.orchestration import asof
+from ioc_pipeline.orchestration.triggers import LandingDeliveryTrigger, yesterday_local
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_fires_for_new_settled_deliveries_only(landing):
 
 def test_serializes_for_the_triggerer():
     path, kwargs = LandingDeliveryTrigger("social_payments", poll_seconds=30).serialize()
-    assert path == "ioc_pipeline.triggers.LandingDeliveryTrigger"
+    assert path == "ioc_pipeline.orchestration.triggers.LandingDeliveryTrigger"
     assert LandingDeliveryTrigger(**kwargs).serialize() == (path, kwargs)
 
 

@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from ioc_pipeline import catalog
-from ioc_pipeline.batch import BatchFailed
+from ioc_pipeline.declaration import catalog
+from ioc_pipeline.ingest.batch import BatchFailed
 from ioc_pipeline.extract import sql_source
 
 LAND = catalog.get("land")

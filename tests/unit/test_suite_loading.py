@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ioc_pipeline.validation import SuiteError, load_suite
+from ioc_pipeline.ingest.validation import SuiteError, load_suite
 
 
 def write_suite(tmp_path: Path, expectations: list, name: str = "src_test") -> Path:

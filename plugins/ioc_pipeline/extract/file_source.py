@@ -27,9 +27,9 @@ import zipfile
 from pathlib import Path
 from typing import Iterator
 
-from .. import config
-from ..catalog import FileSpec, Sheet, Source
-from ..rows import CELL_ERRORS
+from ioc_pipeline import config
+from ioc_pipeline.declaration.catalog import FileSpec, Sheet, Source
+from ioc_pipeline.ingest.rows import CELL_ERRORS
 
 log = logging.getLogger(__name__)
 

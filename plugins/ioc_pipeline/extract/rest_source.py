@@ -13,9 +13,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Callable, Iterator
 
-from ..batch import BatchPlan
-from ..catalog import Source
-from . import rest
+from ioc_pipeline.ingest.batch import BatchPlan
+from ioc_pipeline.declaration.catalog import Source
+from ioc_pipeline.extract import rest
 
 Fetch = Callable[[], tuple[Iterator[dict], Callable[[], int | None]]]
 

@@ -21,9 +21,9 @@ from typing import Callable, Iterator
 import psycopg2
 from psycopg2 import sql
 
-from .. import config
-from ..batch import BatchFailed, BatchPlan
-from ..catalog import Source
+from ioc_pipeline import config
+from ioc_pipeline.ingest.batch import BatchFailed, BatchPlan
+from ioc_pipeline.declaration.catalog import Source
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,11 @@ import datetime as dt
 import logging
 from pathlib import Path
 
-from . import batch, warehouse
-from .catalog import Source
-from .extract import file_source
-from .extract.file_source import Delivery
+from ioc_pipeline.ingest import batch
+from ioc_pipeline import warehouse
+from ioc_pipeline.declaration.catalog import Source
+from ioc_pipeline.extract import file_source
+from ioc_pipeline.extract.file_source import Delivery
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from . import config
+from ioc_pipeline import config
 
 CATALOG_PATH = config.INCLUDE_DIR / "sources.yaml"
 _IDENT = re.compile(r"[a-z][a-z0-9_]{0,40}")

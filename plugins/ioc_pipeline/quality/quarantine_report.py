@@ -18,7 +18,7 @@ import unicodedata
 
 from psycopg2 import sql
 
-from .catalog import Source
+from ioc_pipeline.declaration.catalog import Source
 
 
 @dataclasses.dataclass

@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 
-from . import config, warehouse
+from ioc_pipeline import config, warehouse
 
 log = logging.getLogger(__name__)
 

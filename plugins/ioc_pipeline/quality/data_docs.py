@@ -29,7 +29,9 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from . import catalog, config, quarantine_report
+from ioc_pipeline.declaration import catalog
+from ioc_pipeline import config
+from ioc_pipeline.quality import quarantine_report
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from . import config, warehouse
+from ioc_pipeline import config, warehouse
 
 log = logging.getLogger(__name__)
 

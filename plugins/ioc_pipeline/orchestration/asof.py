@@ -10,7 +10,7 @@ from typing import Any
 
 import pendulum
 
-from .config import LOCAL_TZ
+from ioc_pipeline.config import LOCAL_TZ
 
 LOCAL = pendulum.timezone(LOCAL_TZ)
 

@@ -23,7 +23,7 @@ def webhook_url() -> str | None:
     url = os.environ.get("IOC_ALERT_WEBHOOK")
     if url:
         return url
-    from .config import get_variable
+    from ioc_pipeline.config import get_variable
 
     return get_variable("ioc_alert_webhook")
 

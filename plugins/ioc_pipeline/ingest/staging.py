@@ -13,8 +13,8 @@ from typing import Iterable
 
 from psycopg2 import sql
 
-from . import rows as rows_mod
-from .catalog import Source
+from ioc_pipeline.ingest import rows as rows_mod
+from ioc_pipeline.declaration.catalog import Source
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import re
 import unicodedata
 from typing import Any, Callable
 
-from . import cccd, pii
-from .catalog import Source
+from ioc_pipeline.personal_data import cccd, pii
+from ioc_pipeline.declaration.catalog import Source
 
 REDACTED = "[redacted]"
 CCCD_SUFFIXES = ("hash", "mask", "well_formed", "prefix_known", "birth_year", "sex")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from . import batch, staging, validation, warehouse
-from .asof import window_end
-from .catalog import Source
+from ioc_pipeline.ingest import batch, staging, validation
+from ioc_pipeline import warehouse
+from ioc_pipeline.orchestration.asof import window_end
+from ioc_pipeline.declaration.catalog import Source
 
 SCRATCH_BATCH_ID = 0  # staging.<source>_b0: real batch ids start at 1
 
@@ -54,7 +55,7 @@ def format_results(results: list[validation.ExpectationResult]) -> list[str]:
 def sample_fetcher(source: Source):
     """fetch(plan) -> (items, total) over the configured connection: the whole window up to D+1,
     or, for a file source, its newest delivery named on or before D (read as a batch reads it)."""
-    from .extract import fetchers, file_source
+    from ioc_pipeline.extract import fetchers, file_source
 
     def fetch(plan):
         if source.kind != "file":

@@ -30,8 +30,8 @@ def settled_files(source_code: str, settle_seconds: float) -> dict[str, tuple[in
     polling must stay cheap on large deliveries)."""
     import os
 
-    from . import catalog
-    from .extract import file_source
+    from ioc_pipeline.declaration import catalog
+    from ioc_pipeline.extract import file_source
 
     source = catalog.get(source_code)
     root = file_source.landing_root(source)
@@ -51,7 +51,7 @@ def settled_files(source_code: str, settle_seconds: float) -> dict[str, tuple[in
 
 
 def yesterday_local(now: dt.datetime | None = None) -> dt.date:
-    from .asof import local_date
+    from ioc_pipeline.orchestration.asof import local_date
 
     return local_date(now or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=1)
 
@@ -66,7 +66,7 @@ class LandingDeliveryTrigger(BaseEventTrigger):
         self.settle_seconds = float(settle_seconds)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return ("ioc_pipeline.triggers.LandingDeliveryTrigger",
+        return ("ioc_pipeline.orchestration.triggers.LandingDeliveryTrigger",
                 {"source_code": self.source_code, "poll_seconds": self.poll_seconds,
                  "settle_seconds": self.settle_seconds})
 

@@ -27,8 +27,10 @@ from typing import Callable, Iterable, Iterator
 from psycopg2 import sql
 from psycopg2.extras import Json
 
-from . import config, pii, rows, staging, warehouse
-from .catalog import Source
+from ioc_pipeline import config, warehouse
+from ioc_pipeline.personal_data import pii
+from ioc_pipeline.ingest import rows, staging
+from ioc_pipeline.declaration.catalog import Source
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +202,7 @@ def begin(conn, source: Source, dag_run_id: str, as_of: dt.date, *, key: bytes, 
     """Open the run and its one batch (REST and SQL sources): the window runs from the committed
     watermark to D+1 00:00 +07:00. `replay_batch` reads again the window of that earlier batch
     (after the source fixed its quarantined rows); the watermark never moves back."""
-    from .asof import window_end as end_of
+    from ioc_pipeline.orchestration.asof import window_end as end_of
 
     run_key = open_run(conn, source, dag_run_id, as_of, key=key)
     window_start = window_end = None
@@ -424,7 +426,7 @@ def rejects_table(plan: BatchPlan) -> str:
 
 def validate(conn, source: Source, plan: BatchPlan, *, sqlalchemy_url: str) -> dict:
     """Run the suite in the database; keep every result; list failing rows; decide the batch."""
-    from . import validation  # GX is heavy: import it only in the task that validates
+    from ioc_pipeline.ingest import validation  # GX is heavy: import it only in the task that validates
 
     suite = validation.load_suite(source.suite_path)
     results = validation.validate_table(sqlalchemy_url, staging.SCHEMA, plan.staging_table, suite)

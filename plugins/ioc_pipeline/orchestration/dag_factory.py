@@ -16,9 +16,9 @@ import logging
 import pendulum
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 
-from . import catalog
-from .catalog import Source
-from .config import LOCAL_TZ
+from ioc_pipeline.declaration import catalog
+from ioc_pipeline.declaration.catalog import Source
+from ioc_pipeline.config import LOCAL_TZ
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def landing_asset(source: Source) -> Asset:
     landing folder starts the ingest DAG without waiting for the night (triggers.py)."""
     from airflow.sdk import AssetWatcher
 
-    from .triggers import LandingDeliveryTrigger
+    from ioc_pipeline.orchestration.triggers import LandingDeliveryTrigger
 
     return Asset(name=f"landing_{source.code}", uri=f"ioc://landing/{source.code}", group="ioc_landing",
                  watchers=[AssetWatcher(name=f"landing_{source.code}_watcher",
@@ -51,7 +51,9 @@ def landing_asset(source: Source) -> Asset:
 
 def _on_failure(context) -> None:
     """Task failure callback: record the failed batch, then notify in one line."""
-    from . import batch, notify, warehouse
+    from ioc_pipeline.ingest import batch
+    from ioc_pipeline.orchestration import notify
+    from ioc_pipeline import warehouse
 
     ti = context["ti"]
     dag_id = ti.dag_id
@@ -80,11 +82,11 @@ def _fail_now_if_permanent(exc: Exception) -> None:
     of waiting through Airflow's retry delays. Network trouble stays retryable."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from .asof import AsOfError
-    from .batch import BatchFailed
-    from .config import ConfigError
-    from .extract.rest import SourceError
-    from .validation import SuiteError
+    from ioc_pipeline.orchestration.asof import AsOfError
+    from ioc_pipeline.ingest.batch import BatchFailed
+    from ioc_pipeline.config import ConfigError
+    from ioc_pipeline.extract.rest import SourceError
+    from ioc_pipeline.ingest.validation import SuiteError
 
     permanent = isinstance(exc, (BatchFailed, ConfigError, AsOfError, SuiteError)) or (
         isinstance(exc, SourceError)
@@ -96,7 +98,7 @@ def _fail_now_if_permanent(exc: Exception) -> None:
 
 def _record_begin_failure(conn, source: Source, run_id: str, as_of, exc: Exception) -> None:
     """begin failed before its plan reached XCom, so the failure callback cannot record it."""
-    from . import batch
+    from ioc_pipeline.ingest import batch
 
     try:
         batch.record_failed_run(conn, source, run_id, as_of, f"begin: {exc}")
@@ -204,8 +206,10 @@ def build_file_ingest_dag(source: Source) -> DAG:
         @task
         def begin(**context) -> dict:
             """Migrate, resolve the as-of date, open the run, list the deliveries to load."""
-            from . import asof, batch, config, file_batches, warehouse
-            from .extract import file_source
+            from ioc_pipeline.orchestration import asof
+            from ioc_pipeline.ingest import batch, file_batches
+            from ioc_pipeline import config, warehouse
+            from ioc_pipeline.extract import file_source
 
             as_of = asof.from_context(context)
             conn = warehouse.connect()
@@ -224,8 +228,10 @@ def build_file_ingest_dag(source: Source) -> DAG:
         @task(outlets=[outlet], retries=2, retry_delay=dt.timedelta(minutes=1), retry_exponential_backoff=True)
         def load_files(plan: dict, **context) -> dict:
             """Load each delivery as its own batch; a failed file does not stop the others."""
-            from . import asof, config, file_batches, warehouse
-            from .extract import file_source
+            from ioc_pipeline.orchestration import asof
+            from ioc_pipeline import config, warehouse
+            from ioc_pipeline.ingest import file_batches
+            from ioc_pipeline.extract import file_source
 
             as_of = asof.parse_date(plan["as_of_date"])
             deliveries = [file_source.Delivery.from_xcom(d) for d in plan["deliveries"]]
@@ -269,7 +275,9 @@ def build_ingest_dag(source: Source) -> DAG:
         @task
         def begin(**context) -> dict:
             """Migrate, resolve the as-of date, open the run and its batch, create staging."""
-            from . import asof, batch, config, warehouse
+            from ioc_pipeline.orchestration import asof
+            from ioc_pipeline.ingest import batch
+            from ioc_pipeline import config, warehouse
 
             as_of = asof.from_context(context)
             conn = warehouse.connect()
@@ -291,8 +299,9 @@ def build_ingest_dag(source: Source) -> DAG:
               max_retry_delay=dt.timedelta(minutes=10))
         def extract(plan: dict) -> dict:
             """Extract the window into staging (retried with backoff: network step)."""
-            from . import batch, config, warehouse
-            from .extract import fetchers
+            from ioc_pipeline.ingest import batch
+            from ioc_pipeline import config, warehouse
+            from ioc_pipeline.extract import fetchers
 
             p = batch.BatchPlan.from_xcom(plan)
             if p.empty_window:
@@ -317,7 +326,8 @@ def build_ingest_dag(source: Source) -> DAG:
         @task
         def validate(plan: dict, extracted: dict) -> dict:
             """Run the source's expectation suite inside PostgreSQL; quarantine or fail."""
-            from . import batch, config, warehouse
+            from ioc_pipeline.ingest import batch
+            from ioc_pipeline import config, warehouse
 
             p = batch.BatchPlan.from_xcom(plan)
             if p.empty_window:
@@ -332,7 +342,8 @@ def build_ingest_dag(source: Source) -> DAG:
         @task(outlets=[outlet])
         def publish(plan: dict, validated: dict, **context) -> dict:
             """Quarantine, merge, audit ledger and watermark in one transaction; publish the Asset."""
-            from . import batch, warehouse
+            from ioc_pipeline.ingest import batch
+            from ioc_pipeline import warehouse
 
             p = batch.BatchPlan.from_xcom(plan)
             conn = warehouse.connect()
@@ -347,7 +358,8 @@ def build_ingest_dag(source: Source) -> DAG:
         @task
         def cleanup(plan: dict) -> None:
             """Drop the batch's staging tables, whatever the outcome (teardown)."""
-            from . import batch, warehouse
+            from ioc_pipeline.ingest import batch
+            from ioc_pipeline import warehouse
 
             conn = warehouse.connect()
             try:
@@ -408,7 +420,9 @@ def build_refresh_dag(sources: list[Source]) -> DAG:
         @task
         def refresh_views(**context) -> dict:
             """Recompute every indicator for the as-of date in one transaction."""
-            from . import asof, config, refresh, warehouse
+            from ioc_pipeline.orchestration import asof
+            from ioc_pipeline import config, warehouse
+            from ioc_pipeline.views import refresh
 
             as_of = asof.from_context(context)
             conn = warehouse.connect()
@@ -421,7 +435,9 @@ def build_refresh_dag(sources: list[Source]) -> DAG:
         @task
         def reconcile(**context) -> dict:
             """Cross-source warnings (deaths before payments and visits) per commune; flags never fail it."""
-            from . import asof, config, reconciliation, warehouse
+            from ioc_pipeline.orchestration import asof
+            from ioc_pipeline import config, warehouse
+            from ioc_pipeline.views import reconciliation
 
             conn = warehouse.connect()
             try:
@@ -433,7 +449,8 @@ def build_refresh_dag(sources: list[Source]) -> DAG:
         def build_data_docs() -> str:
             """Rebuild the data-quality report (Data Docs), also after a failed refresh. A teardown:
             its failure is red and notified, but the run's state stays that of the views."""
-            from . import data_docs, warehouse
+            from ioc_pipeline.quality import data_docs
+            from ioc_pipeline import warehouse
 
             conn = warehouse.connect()
             try:

@@ -93,7 +93,7 @@ def ensure_server(data_dir: str | os.PathLike, *, tcp_port: int | None = None) -
 
 # Over TCP every login needs its password (the superuser has none, so it cannot log in that
 # way); the Unix socket, reachable only on this machine, keeps trust for the pipeline's tools.
-_HBA = """# written by ioc_pipeline.embedded_pg.listen_tcp
+_HBA = """# written by devtools.embedded_pg.listen_tcp
 local all all trust
 host  all all 127.0.0.1/32 scram-sha-256
 host  all all ::1/128      scram-sha-256

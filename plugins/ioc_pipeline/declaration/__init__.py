@@ -1,0 +1,1 @@
+"""Declaration: the source catalog (include/sources.yaml) as typed objects."""

@@ -1,0 +1,1 @@
+"""Ingest: the batch sequence (stage, dedupe, validate, publish) and its helpers."""

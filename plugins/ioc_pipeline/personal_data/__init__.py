@@ -1,0 +1,1 @@
+"""Personal data: CCCD parsing and the keyed pseudonymisation of personal IDs."""

@@ -1,0 +1,1 @@
+"""Quality reports: Data Docs, the quarantine report and the analysts' suite check."""

@@ -1,0 +1,1 @@
+"""Reference data: administrative units of both schemes and the commune mapping."""

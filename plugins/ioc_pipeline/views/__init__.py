@@ -1,0 +1,1 @@
+"""Views: the indicator refresh and the cross-source reconciliation."""
