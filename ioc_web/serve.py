@@ -38,6 +38,18 @@ def ensure_login(admin_dsn: str, password: str, role: str = DASHBOARD_LOGIN) -> 
         conn.close()
 
 
+def provision(admin_dsn: str, password: str, role: str = DASHBOARD_LOGIN) -> None:
+    """Migrate the warehouse (the migrations create ioc_reader and the views), then the login."""
+    from ioc_pipeline import warehouse
+
+    conn = warehouse.connect(admin_dsn)
+    try:
+        warehouse.migrate(conn)
+    finally:
+        conn.close()
+    ensure_login(admin_dsn, password, role)
+
+
 def password(path: Path) -> str:
     """The dashboard login's password, made once and kept in `path` (mode 600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,3 +107,21 @@ def stop(pid_file: Path) -> bool:
         pass
     pid_file.unlink(missing_ok=True)
     return stopped
+
+
+def main() -> int:
+    """`python -m ioc_web.serve`: provision the page's login in a deployment (docker-compose.yaml,
+    service ioc-web-login). The owner's connection comes from AIRFLOW_CONN_IOC_WAREHOUSE (JSON),
+    the login's password from IOC_WEB_PASSWORD; the page's own service gets neither."""
+    import json
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_IOC_WAREHOUSE"])
+    admin = psycopg2.extensions.make_dsn(host=conn["host"], port=conn.get("port"), user=conn["login"],
+                                         password=conn.get("password"), dbname=conn["schema"])
+    provision(admin, os.environ["IOC_WEB_PASSWORD"])
+    print(f"login {DASHBOARD_LOGIN} ready (IN ROLE ioc_reader)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -392,20 +392,15 @@ def start_web() -> str:
     password in .data/secrets) unless IOC_WEB_DSN names another login; returns its URL."""
     import psycopg2.extensions
 
-    from ioc_pipeline import config, warehouse
+    from ioc_pipeline import config
     from ioc_pipeline.quality import data_docs
     from ioc_web import serve
 
     dsn = os.environ.get("IOC_WEB_DSN")
     if not dsn:
-        conn = warehouse.connect()
-        try:
-            warehouse.migrate(conn)   # ioc_reader and the views exist
-        finally:
-            conn.close()
         p = config.postgres_params(config.WAREHOUSE_CONN_ID)
         password = serve.password(WEB_PASSWORD_FILE)
-        serve.ensure_login(p.dsn(), password)
+        serve.provision(p.dsn(), password)   # migrations (ioc_reader, the views), then the login
         # the embedded server listening on TCP: log in the way a BI tool does, with the password
         host, port = ("127.0.0.1", p.port) if p.host.startswith("/") and p.port == PG_TCP_PORT else (p.host, p.port)
         dsn = psycopg2.extensions.make_dsn(host=host, port=port, dbname=p.dbname, user=serve.DASHBOARD_LOGIN,
