@@ -75,7 +75,8 @@ def create_app(dsn: str, *, data_docs_dir: str | Path | None = None) -> FastAPI:
             if ctx.as_of is None:
                 return render(request, "empty.html", ctx)
             unit, cards = pages.province(s, ctx)
-            return render(request, "overview.html", ctx, province=unit, cards=cards, sources=pages.sources(s, ctx))
+            return render(request, "overview.html", ctx, province=unit, cards=cards, sources=pages.sources(s, ctx),
+                          reconciliation=s.rows("reconciliation", as_of=ctx.as_of))
 
     @app.get("/indicator/{code}", response_class=HTMLResponse)
     def indicator(request: Request, code: str, date: dt.date | None = None, lang: str = "vi"):

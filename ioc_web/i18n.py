@@ -70,6 +70,9 @@ LABELS = {
     "top": ("Cao nhất", "Highest"),
     "bottom": ("Thấp nhất", "Lowest"),
     "refreshed": ("Làm mới lúc", "Refreshed at"),
+    "reconciliation": ("Cảnh báo đối soát giữa các nguồn", "Cross-source reconciliation warnings"),
+    "check": ("Phép đối soát", "Check"),
+    "rows_flagged": ("Dòng gắn cờ", "Rows flagged"),
 }
 
 STATUS = {

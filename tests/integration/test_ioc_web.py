@@ -165,7 +165,7 @@ def test_bad_input_and_escaped_output(site):
     assert c.get("/indicator/x;drop").status_code == 404
     assert c.get("/commune/48x").status_code == 404
     assert c.get("/?date=2026-13-40").status_code == 422
-    code = query(site["admin"], "SELECT admin_code FROM ioc.indicator_values WHERE admin_level = 'commune' LIMIT 1")[0][0]
+    code = query(site["admin"], "SELECT min(admin_code) FROM ioc.indicator_values WHERE admin_level = 'commune'")[0][0]
     query(site["admin"], "UPDATE mart.indicator_history SET admin_name = '<script>alert(1)</script>' WHERE admin_code = %s",
           (code,))
     html = c.get(f"/commune/{code}").text
@@ -186,3 +186,13 @@ def test_the_login_reads_ioc_only_and_the_page_refuses_any_other(site, pg_server
     # the warehouse owner's login (the pipeline's) is refused by the page
     with pytest.raises(LoginRefused, match="superuser|can use schema"):
         create_app(site["admin"])
+
+
+def test_reconciliation_warnings_name_the_commune(site):
+    code, name = query(site["admin"], "SELECT admin_code, admin_name FROM ioc.indicator_values WHERE admin_level = 'commune'"
+                                      " ORDER BY admin_code DESC LIMIT 1")[0]
+    query(site["admin"], """INSERT INTO audit.reconciliation_result (as_of_date, check_code, commune_code, rows_flagged,
+                            persons_flagged) VALUES (%s, 'death_before_social_payment', %s, 7, 3)""", (UNTIL, code))
+    html = site["client"].get("/").text
+    row = re.search(r'<table class="communes" id="reconciliation">(.*?)</table>', html, re.S).group(1)
+    assert name in row and code in row and ">7<" in row
