@@ -47,10 +47,12 @@ def create_app(dsn: str, *, data_docs_dir: str | Path | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def timing_and_headers(request: Request, call_next):
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         response = await call_next(request)
-        ms = (time.perf_counter() - t0) * 1000
-        response.headers["Server-Timing"] = f"app;dur={ms:.1f}"
+        ms, cpu_ms = (time.perf_counter() - t0) * 1000, (time.process_time() - cpu0) * 1000
+        # app: the request's time in the server; cpu: the server process's CPU meanwhile (what
+        # the page costs on a machine with cores to spare; the benchmark reports both)
+        response.headers["Server-Timing"] = f"app;dur={ms:.1f}, cpu;dur={cpu_ms:.1f}"
         for k, v in SECURITY_HEADERS.items():
             response.headers.setdefault(k, v)
         log.info("%s %s %d %.1f ms", request.method, request.url.path, response.status_code, ms)

@@ -87,9 +87,10 @@ def _series(rows: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
-def trends(s: Session, ctx: Context, admin_level: str, admin_code: str) -> dict[str, dict]:
-    """Per indicator: {"dates": [...], "values": [...]} over the TREND_DAYS up to ctx.as_of."""
-    rows = s.rows("trends", admin_level=admin_level, admin_code=admin_code, indicator_code=None,
+def trends(s: Session, ctx: Context, admin_level: str, admin_code: str,
+           indicator_code: str | None = None) -> dict[str, dict]:
+    """Per indicator (all, or one): {"dates": [...], "values": [...]} over the TREND_DAYS up to ctx.as_of."""
+    rows = s.rows("trends", admin_level=admin_level, admin_code=admin_code, indicator_code=indicator_code,
                   since=ctx.as_of - dt.timedelta(days=TREND_DAYS), as_of=ctx.as_of)
     return {r["indicator_code"]: {"dates": r["dates"], "values": r["trend_values"]} for r in rows}
 
@@ -98,7 +99,9 @@ def _delta(now, before):
     return None if now is None or before is None else now - before
 
 
-def indicator_card(ctx: Context, row: dict, trend: dict) -> dict:
+def indicator_card(ctx: Context, row: dict, trend: dict | None) -> dict:
+    """One indicator's figures as shown; `trend` None: no trend line wanted (saves the year's read)."""
+    trend = trend or {"dates": [], "values": []}
     code, unit, lang = row["indicator_code"], ctx.catalog[row["indicator_code"]]["unit"], ctx.lang
     week, month = _delta(row["value"], row["week_value"]), _delta(row["value"], row["month_value"])
     return {
@@ -118,15 +121,15 @@ def indicator_card(ctx: Context, row: dict, trend: dict) -> dict:
     }
 
 
-def province(s: Session, ctx: Context) -> tuple[dict | None, list[dict]]:
-    """The province (code, name) and one card per indicator on ctx.as_of."""
-    rows = s.rows("province_rows", as_of=ctx.as_of)
+def province(s: Session, ctx: Context, indicator_code: str | None = None,
+             with_trends: bool = True) -> tuple[dict | None, list[dict]]:
+    """The province (code, name) and a card per indicator (all, or one) on ctx.as_of."""
+    rows = s.rows("province_rows", as_of=ctx.as_of, indicator_code=indicator_code)
     if not rows:
         return None, []
     unit = {"code": rows[0]["admin_code"], "name": rows[0]["admin_name"]}
-    lines = trends(s, ctx, "province", unit["code"])
-    empty = {"dates": [], "values": []}
-    return unit, [indicator_card(ctx, r, lines.get(r["indicator_code"], empty)) for r in rows]
+    lines = trends(s, ctx, "province", unit["code"], indicator_code) if with_trends else {}
+    return unit, [indicator_card(ctx, r, lines.get(r["indicator_code"])) for r in rows]
 
 
 def sources(s: Session, ctx: Context) -> list[dict]:
@@ -172,7 +175,7 @@ def commune_rows(s: Session, ctx: Context, *, indicator_code: str | None = None,
 
 def indicator(s: Session, ctx: Context, code: str) -> dict | None:
     """One indicator: the province's card and trend, and every commune ranked."""
-    unit, cards = province(s, ctx)
+    unit, cards = province(s, ctx, code)
     card = next((c for c in cards if c["code"] == code), None)
     if card is None:
         return None
@@ -191,7 +194,7 @@ def commune(s: Session, ctx: Context, code: str) -> dict | None:
     rows = commune_rows(s, ctx, admin_code=code)
     if not rows:
         return None
-    unit, cards = province(s, ctx)
+    unit, cards = province(s, ctx, with_trends=False)
     by_code = {c["code"]: c for c in cards}
     ranked = {r["indicator_code"]: r for r in s.rows("ranked_communes", as_of=ctx.as_of)}
     lines = trends(s, ctx, "commune", code)

@@ -1,4 +1,4 @@
--- The province's row of every indicator on %(as_of)s, with the value on the latest refreshed
+-- The province's row of every indicator (or of %(indicator_code)s) on %(as_of)s, with the value on the latest refreshed
 -- date on or before 7 and 30 days earlier, and how many communes meet the target.
 SELECT h.indicator_code, h.admin_code, h.admin_name, h.as_of_date, h.period_start, h.numerator,
        h.denominator, h.value, h.target_value, h.status, h.source_fresh_at, h.refreshed_at,
@@ -24,4 +24,5 @@ SELECT h.indicator_code, h.admin_code, h.admin_name, h.as_of_date, h.period_star
          WHERE x.as_of_date = h.as_of_date AND x.indicator_code = h.indicator_code
            AND x.admin_level = 'commune') c ON true
  WHERE h.as_of_date = %(as_of)s AND h.admin_level = 'province'
+   AND (%(indicator_code)s::text IS NULL OR h.indicator_code = %(indicator_code)s)
  ORDER BY h.indicator_code;

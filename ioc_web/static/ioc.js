@@ -9,16 +9,19 @@
     return el ? JSON.parse(el.textContent) : null;
   }
 
-  function lineOption(trend, target, names) {
+  function lineOption(trend, target, names, fontSize) {
+    var font = fontSize || 12;
     var series = [{name: names.series, type: "line", data: trend, showSymbol: trend.length < 40,
                    lineStyle: {width: 3}, connectNulls: false}];
     if (target !== null) {
       series[0].markLine = {symbol: "none", silent: true, lineStyle: {type: "dashed", color: "#c0392b"},
-                            label: {formatter: names.target + " {c}"}, data: [{yAxis: target}]};
+                            label: {formatter: names.target + " {c}", position: "insideEndTop", fontSize: font},
+                            data: [{yAxis: target}]};
     }
-    return {animation: false, grid: {left: 50, right: 30, top: 20, bottom: 30},
-            tooltip: {trigger: "axis"}, xAxis: {type: "time"},
-            yAxis: {type: "value", scale: true, max: target !== null ? function (v) { return Math.max(v.max, target); } : null},
+    return {animation: false, grid: {left: 30 + 3 * font, right: 30, top: 20 + font, bottom: 20 + font},
+            tooltip: {trigger: "axis"}, xAxis: {type: "time", axisLabel: {fontSize: font}},
+            yAxis: {type: "value", scale: true, axisLabel: {fontSize: font},
+                    max: target !== null ? function (v) { return Math.max(v.max, target); } : null},
             series: series};
   }
 
@@ -88,7 +91,7 @@
       list("slide-bottom", s.bottom);
       text("slide-pos", (i + 1) + " / " + wall.slides.length);
       if (wallChart) wallChart.setOption(lineOption(s.trend, s.target,
-                                                    {series: wall.labels.province, target: wall.labels.target}), true);
+                                                    {series: wall.labels.province, target: wall.labels.target}, 22), true);
     };
     show();
     setInterval(function () { i = (i + 1) % wall.slides.length; show(); }, wall.rotate * 1000);
