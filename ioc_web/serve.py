@@ -5,7 +5,6 @@ ioc_reader login."""
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -48,15 +47,6 @@ def provision(admin_dsn: str, password: str, role: str = DASHBOARD_LOGIN) -> Non
     finally:
         conn.close()
     ensure_login(admin_dsn, password, role)
-
-
-def password(path: Path) -> str:
-    """The dashboard login's password, made once and kept in `path` (mode 600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
-    return path.read_text().strip()
 
 
 def answers(url: str) -> bool:

@@ -399,7 +399,7 @@ def start_web() -> str:
     dsn = os.environ.get("IOC_WEB_DSN")
     if not dsn:
         p = config.postgres_params(config.WAREHOUSE_CONN_ID)
-        password = serve.password(WEB_PASSWORD_FILE)
+        password = _secret(WEB_PASSWORD_FILE)
         serve.provision(p.dsn(), password)   # migrations (ioc_reader, the views), then the login
         # the embedded server listening on TCP: log in the way a BI tool does, with the password
         host, port = ("127.0.0.1", p.port) if p.host.startswith("/") and p.port == PG_TCP_PORT else (p.host, p.port)

@@ -63,12 +63,12 @@ def rows(dsn: str, sql: str, params=()) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def page(pipeline_run):
+def page(request):
     """`python -m ioc_web` on a free port, logged in as a fresh login IN ROLE ioc_reader."""
     missing = _browser_missing()
     if missing:
         pytest.skip(missing)
-    admin = pipeline_run["warehouse"]
+    admin = request.getfixturevalue("pipeline_run")["warehouse"]   # only once a browser is there
     role = f"ioc_web_e2e_{uuid.uuid4().hex[:8]}"
     serve.ensure_login(admin, "e2e-page-password", role=role)
     params = psycopg2.extensions.parse_dsn(admin)
