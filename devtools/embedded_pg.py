@@ -153,5 +153,12 @@ def stop_server(data_dir: str | os.PathLike) -> bool:
     import pgserver
 
     # A handle with cleanup_mode='stop' held only by this process stops the server on cleanup.
-    pgserver.get_server(str(data_dir), cleanup_mode="stop").cleanup()
+    server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
+    server.cleanup()
+    if (data_dir / "postmaster.pid").exists():
+        # pgserver keeps a list of the processes using the server and stops it only when it is
+        # the last: a process killed before its exit handler (an interrupted demo) stays listed
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(["-w", "stop", "-m", "fast"], pgdata=data_dir, user=server.system_user)
     return True

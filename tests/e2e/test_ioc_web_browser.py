@@ -113,6 +113,9 @@ def browser(page):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    # the viewport itself at 1920x1080 (the wall's screen), whatever the window's frame takes
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 1920, "height": 1080, "deviceScaleFactor": 1, "mobile": False})
     driver.set_page_load_timeout(60)
     yield driver
     driver.quit()
