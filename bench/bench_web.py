@@ -9,8 +9,8 @@ reload them all day.
    487k rows) and a run, batch and 20 validation results per source and day; not timed;
 2. `python -m ioc_web` in its own process, logged in as a login IN ROLE ioc_reader;
 3. each page REQUESTS times over HTTP after one warm-up request: the server's own time (its
-   Server-Timing header, from request in to response out), the server process's CPU time
-   meanwhile (the part that does not depend on what else the machine runs; PostgreSQL's own
+   Server-Timing header, from request in to response out), the part spent waiting for
+   PostgreSQL, the server process's CPU time meanwhile (the part that does not depend on what else the machine runs; PostgreSQL's own
    work is in the server time only) and the client's wall time.
 
     python bench/bench_web.py [--days 365] [--requests 20] [--server DSN|embedded]
@@ -59,6 +59,8 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=20)
     ap.add_argument("--server", default=os.environ.get("IOC_TEST_POSTGRES", ""))
     ap.add_argument("--port", type=int, default=0, help="the page's port (default: a free one)")
+    ap.add_argument("--keep", action="store_true", help="keep the filled database (its name is printed)")
+    ap.add_argument("--database", help="reuse a database an earlier --keep run filled (not dropped)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     from ioc_web import serve
@@ -70,12 +72,16 @@ def main() -> int:
     proc = None
     load_before = os.getloadavg()
     try:
-        dsn = benchlib.create_database(params, "web", created)
-        t0 = time.monotonic()
-        counts = web_history.fill(dsn, UNTIL, args.days)
-        log.info("history: %s in %.0f s (not timed)", counts, time.monotonic() - t0)
+        if args.database:
+            dsn = benchlib.dsn_of(params, args.database)
+            counts = web_history.counts(dsn)
+        else:
+            dsn = benchlib.create_database(params, "web", created)
+            t0 = time.monotonic()
+            counts = web_history.fill(dsn, UNTIL, args.days)
+            log.info("history: %s in %.0f s (not timed)", counts, time.monotonic() - t0)
         serve.ensure_login(dsn, "bench-password", role=role)
-        login = benchlib.dsn_of({**params, "user": role, "password": "bench-password"}, created[0])
+        login = f"{dsn} user={role} password=bench-password"
         port = args.port or benchlib.free_port()
         proc = subprocess.Popen([sys.executable, "-m", "ioc_web", "--port", str(port)], cwd=benchlib.REPO,
                                 env={**os.environ, "IOC_WEB_DSN": login}, stdout=subprocess.DEVNULL,
@@ -89,7 +95,7 @@ def main() -> int:
         with requests.Session() as http:
             for name, path in pages(dsn):
                 http.get(url + path).raise_for_status()   # warm-up: the pool's connection, cached SQL files
-                server_ms, cpu_ms, wall_ms = [], [], []
+                server_ms, db_ms, cpu_ms, wall_ms = [], [], [], []
                 for _ in range(args.requests):
                     t = time.perf_counter()
                     r = http.get(url + path)
@@ -97,26 +103,33 @@ def main() -> int:
                     r.raise_for_status()
                     timing = dict(part.strip().split(";dur=") for part in r.headers["Server-Timing"].split(","))
                     server_ms.append(float(timing["app"]))
+                    db_ms.append(float(timing["db"]))
                     cpu_ms.append(float(timing["cpu"]))
-                results.append((name, path, len(r.content), server_ms, cpu_ms, wall_ms))
+                results.append((name, path, len(r.content), server_ms, db_ms, cpu_ms, wall_ms))
         info = benchlib.machine(params, label)
     finally:
         if proc:
             proc.terminate()
             proc.wait(10)
-        benchlib.drop_databases(params, created)
+        db = args.database or (created[0] if created else None)
+        if db:
+            benchlib._maintenance(params, f'REVOKE ALL ON DATABASE "{db}" FROM "{role}"')
+        if args.keep:
+            print(f"kept database {created[0]} (--database {created[0]} reuses it; drop it when done)")
+        else:
+            benchlib.drop_databases(params, created)
         benchlib._maintenance(params, f'DROP ROLE IF EXISTS "{role}"')
         benchlib.stop_embedded(started_here)
     print(f"\nIOC page server time, {counts['history_rows']:,} history rows over {counts['dates']} as-of dates, "
           f"{args.requests} requests per page after a warm-up (ms)")
-    header = ("page", "bytes", "server median", "server p95", "server max", "server CPU median", "client median",
-              f"p95 < {TARGET_MS} ms")
+    header = ("page", "bytes", "server median", "server p95", "server max", "of which db (median)",
+              "server CPU (median)", "client median", f"p95 < {TARGET_MS} ms")
     table = [header]
-    for name, _path, size, server_ms, cpu_ms, wall_ms in results:
-        p95 = statistics.quantiles(server_ms, n=20)[-1] if len(server_ms) > 1 else server_ms[0]
+    for name, _path, size, server_ms, db_ms, cpu_ms, wall_ms in results:
+        p95 = statistics.quantiles(server_ms, n=20, method="inclusive")[-1] if len(server_ms) > 1 else server_ms[0]
         table.append((name, f"{size:,}", f"{statistics.median(server_ms):.1f}", f"{p95:.1f}", f"{max(server_ms):.1f}",
-                      f"{statistics.median(cpu_ms):.1f}", f"{statistics.median(wall_ms):.1f}",
-                      "yes" if p95 < TARGET_MS else "NO"))
+                      f"{statistics.median(db_ms):.1f}", f"{statistics.median(cpu_ms):.1f}",
+                      f"{statistics.median(wall_ms):.1f}", "yes" if p95 < TARGET_MS else "NO"))
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     for i, row in enumerate(table):
         print("  ".join(str(c).ljust(w) if j == 0 else str(c).rjust(w) for j, (c, w) in enumerate(zip(row, widths))))

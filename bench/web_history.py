@@ -98,6 +98,15 @@ def fill(dsn: str, until: dt.date, days: int, province_code: str = "48") -> dict
             cur.execute(RUNS_SQL, {"until": until, "days": days})
             cur.execute("ANALYZE mart.indicator_history; ANALYZE audit.batch; ANALYZE audit.source_run;"
                         " ANALYZE audit.validation_result")
+        return counts(dsn)
+    finally:
+        conn.close()
+
+
+def counts(dsn: str) -> dict:
+    conn = warehouse.connect(dsn)
+    try:
+        with conn.cursor() as cur:
             cur.execute("SELECT count(*), count(DISTINCT as_of_date) FROM mart.indicator_history")
             rows, dates = cur.fetchone()
         return {"history_rows": rows, "dates": dates}

@@ -2,7 +2,9 @@
 is a member of `ioc_reader`, running the SQL files of ioc_web/sql with bound parameters."""
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 
@@ -11,6 +13,8 @@ import psycopg2.extras
 import psycopg2.pool
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
+# Per request: seconds spent waiting for PostgreSQL (the app's Server-Timing "db" part).
+DB_SECONDS: ContextVar[list | None] = ContextVar("ioc_web_db_seconds", default=None)
 # Schemas the pipeline writes: a login that can use any of them is not the IOC's reader.
 PIPELINE_SCHEMAS = ("staging", "core", "quarantine", "audit", "mart", "util")
 
@@ -52,9 +56,14 @@ class Session:
 
     def rows(self, name: str, **params) -> list[dict]:
         """Rows of ioc_web/sql/<name>.sql run with `params` bound by the driver (never formatted in)."""
+        t0 = time.perf_counter()
         with self._conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
             cur.execute(sql(name), params)
-            return [dict(r) for r in cur.fetchall()]
+            rows = cur.fetchall()
+        spent = DB_SECONDS.get()
+        if spent is not None:
+            spent[0] += time.perf_counter() - t0
+        return [dict(r) for r in rows]
 
 
 class Warehouse:

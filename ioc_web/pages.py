@@ -134,7 +134,10 @@ def province(s: Session, ctx: Context, indicator_code: str | None = None,
 
 def sources(s: Session, ctx: Context) -> list[dict]:
     """Each source's freshness (now) and data-quality figures of its latest date up to ctx.as_of."""
-    quality = {r["source_code"]: r for r in s.rows("data_quality", as_of=ctx.as_of)}
+    quality = {r["source_code"]: r for r in s.rows("data_quality", as_of=ctx.as_of, days=8, sources=None)}
+    behind = sorted(set(ctx.freshness) - set(quality))   # weekly and monthly sources, or none lately
+    if behind:
+        quality.update((r["source_code"], r) for r in s.rows("data_quality", as_of=ctx.as_of, days=35, sources=behind))
     out = []
     for code in sorted(set(ctx.freshness) | set(quality)):
         f, q = ctx.freshness.get(code, {}), quality.get(code, {})
