@@ -14,4 +14,5 @@ def pipeline_run(make_session_database, tmp_path_factory):
     Tests that read it must compare with what the views hold when they run: the two-day test
     moves it on to D2."""
     with open_stack(make_session_database, tmp_path_factory.mktemp("e2e")) as stack:
-        yield {**stack, "run1": make_run(stack, D1)}
+        # one run serves several tests: a generous hang guard, so a busy runner does not fail them all
+        yield {**stack, "run1": make_run(stack, D1, timeout=3600)}

@@ -200,9 +200,10 @@ class _Webhook:
         self._server.server_close()
 
 
-def make_run(stack, date: dt.date) -> subprocess.CompletedProcess:
+def make_run(stack, date: dt.date, timeout: float = 1200) -> subprocess.CompletedProcess:
+    """`make run DATE`; the timeout only guards against a hang (shared runners can be slow)."""
     return subprocess.run([sys.executable, str(REPO / "scripts" / "pipeline.py"), "run", date.isoformat()],
-                          env=stack["env"], cwd=REPO, capture_output=True, text=True, timeout=1200)
+                          env=stack["env"], cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
 def expected_values(sim_dsn: str, as_of: dt.date, data_until: dt.date) -> dict[tuple[str, str], tuple[int, int]]:
