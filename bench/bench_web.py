@@ -10,8 +10,10 @@ reload them all day.
 2. `python -m ioc_web` in its own process, logged in as a login IN ROLE ioc_reader;
 3. each page REQUESTS times over HTTP after one warm-up request: the server's own time (its
    Server-Timing header, from request in to response out), the part spent waiting for
-   PostgreSQL, the server process's CPU time meanwhile (the part that does not depend on what else the machine runs; PostgreSQL's own
-   work is in the server time only) and the client's wall time.
+   PostgreSQL, the server process's CPU time meanwhile, the CPU time of the PostgreSQL backends
+   serving the page (from /proc, same machine only) and the client's wall time. The two CPU
+   times do not depend on what else the machine runs: together they are about what a page takes
+   on a machine with a core to spare.
 
     python bench/bench_web.py [--days 365] [--requests 20] [--server DSN|embedded]
 """
@@ -51,6 +53,25 @@ def pages(dsn: str) -> list[tuple[str, str]]:
             ("indicator, province only", "/indicator/P06_MODELS_DONE"),
             ("indicator CSV", "/indicator/BHYT_CHIP_ID_VISITS_PCT/csv"),
             ("commune", f"/commune/{commune}"), ("commune index", "/communes"), ("wall view", "/wall")]
+
+
+def backend_cpu_ms(admin_dsn: str, role: str) -> float | None:
+    """CPU time (user + system) so far of the PostgreSQL backends serving the page's login, read
+    from /proc (same machine only): PostgreSQL's own work for the page, whatever the load."""
+    import psycopg2
+
+    with psycopg2.connect(admin_dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE usename = %s", (role,))
+        pids = [r[0] for r in cur.fetchall()]
+    conn.close()
+    ticks, total = os.sysconf("SC_CLK_TCK"), 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None   # another machine, or a backend gone
+        total += int(fields[11]) + int(fields[12])   # utime, stime (fields 14 and 15 of stat)
+    return total * 1000 / ticks
 
 
 def main() -> int:
@@ -96,6 +117,7 @@ def main() -> int:
             for name, path in pages(dsn):
                 http.get(url + path).raise_for_status()   # warm-up: the pool's connection, cached SQL files
                 server_ms, db_ms, cpu_ms, wall_ms = [], [], [], []
+                pg_before = backend_cpu_ms(dsn, role)
                 for _ in range(args.requests):
                     t = time.perf_counter()
                     r = http.get(url + path)
@@ -105,7 +127,9 @@ def main() -> int:
                     server_ms.append(float(timing["app"]))
                     db_ms.append(float(timing["db"]))
                     cpu_ms.append(float(timing["cpu"]))
-                results.append((name, path, len(r.content), server_ms, db_ms, cpu_ms, wall_ms))
+                pg_after = backend_cpu_ms(dsn, role)
+                pg_ms = None if pg_before is None or pg_after is None else (pg_after - pg_before) / args.requests
+                results.append((name, path, len(r.content), server_ms, db_ms, cpu_ms, pg_ms, wall_ms))
         info = benchlib.machine(params, label)
     finally:
         if proc:
@@ -123,12 +147,13 @@ def main() -> int:
     print(f"\nIOC page server time, {counts['history_rows']:,} history rows over {counts['dates']} as-of dates, "
           f"{args.requests} requests per page after a warm-up (ms)")
     header = ("page", "bytes", "server median", "server p95", "server max", "of which db (median)",
-              "server CPU (median)", "client median", f"p95 < {TARGET_MS} ms")
+              "page CPU (median)", "PostgreSQL CPU (mean)", "client median", f"p95 < {TARGET_MS} ms")
     table = [header]
-    for name, _path, size, server_ms, db_ms, cpu_ms, wall_ms in results:
+    for name, _path, size, server_ms, db_ms, cpu_ms, pg_ms, wall_ms in results:
         p95 = statistics.quantiles(server_ms, n=20, method="inclusive")[-1] if len(server_ms) > 1 else server_ms[0]
         table.append((name, f"{size:,}", f"{statistics.median(server_ms):.1f}", f"{p95:.1f}", f"{max(server_ms):.1f}",
                       f"{statistics.median(db_ms):.1f}", f"{statistics.median(cpu_ms):.1f}",
+                      "n/a" if pg_ms is None else f"{pg_ms:.1f}",
                       f"{statistics.median(wall_ms):.1f}", "yes" if p95 < TARGET_MS else "NO"))
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     for i, row in enumerate(table):

@@ -96,8 +96,11 @@ def fill(dsn: str, until: dt.date, days: int, province_code: str = "48") -> dict
         with warehouse.transaction(conn) as cur:
             cur.execute(HISTORY_SQL, {"until": until, "days": days})
             cur.execute(RUNS_SQL, {"until": until, "days": days})
-            cur.execute("ANALYZE mart.indicator_history; ANALYZE audit.batch; ANALYZE audit.source_run;"
-                        " ANALYZE audit.validation_result")
+        # what autovacuum does to a history that no longer changes: statistics, and the
+        # visibility map that lets the trend reads use the index alone
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("VACUUM ANALYZE mart.indicator_history, audit.batch, audit.source_run, audit.validation_result")
         return counts(dsn)
     finally:
         conn.close()
