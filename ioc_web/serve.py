@@ -1,5 +1,5 @@
-"""Run the page next to the pipeline (scripts/pipeline.py: `make web`, `make demo`, `make stop`):
-create its login, start `python -m ioc_web` in the background, stop it. The login is made here,
+"""Run the page next to the pipeline (scripts/pipeline.py: `make web`, `make demo`): create its
+login, start `python -m ioc_web` in the background. The login is made here,
 with the warehouse owner's connection, so that the page's own process only ever holds the
 ioc_reader login."""
 from __future__ import annotations
@@ -60,8 +60,7 @@ def answers(url: str) -> bool:
 
 def start(dsn: str, *, port: int, pid_file: Path, log_file: Path, data_docs: Path | None = None,
           repo: Path) -> str:
-    """(Re)start the page in the background; return its URL once it answers."""
-    stop(pid_file)
+    """Start the page in the background (its pid in `pid_file`); return its URL once it answers."""
     url = f"http://127.0.0.1:{port}/"
     if answers(url):
         raise SystemExit(f"port {port} already serves a page (another checkout?): stop it, or set IOC_WEB_PORT")
@@ -79,24 +78,6 @@ def start(dsn: str, *, port: int, pid_file: Path, log_file: Path, data_docs: Pat
             raise SystemExit(f"the page exited with {proc.returncode}; see {log_file}")
         time.sleep(0.2)
     raise SystemExit(f"the page did not answer within 30 s; see {log_file}")
-
-
-def stop(pid_file: Path) -> bool:
-    """Stop the page started by `start` (its pid file); True if one was running."""
-    if not pid_file.exists():
-        return False
-    stopped = False
-    try:
-        pid = int(pid_file.read_text())
-        os.kill(pid, 15)
-        stopped = True
-        for _ in range(50):
-            os.kill(pid, 0)
-            time.sleep(0.1)
-    except (OSError, ValueError):
-        pass
-    pid_file.unlink(missing_ok=True)
-    return stopped
 
 
 def main() -> int:

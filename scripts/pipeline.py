@@ -111,19 +111,26 @@ def _port_answers(port: int) -> bool:
         return False
 
 
-def _stop_simulator() -> None:
-    pid_file = DATA / "simulator.pid"
+def _stop(pid_file: Path) -> bool:
+    """Stop the background process of `pid_file` (simulator, IOC page); True if one ran."""
     if not pid_file.exists():
-        return
+        return False
+    stopped = False
     try:
         pid = int(pid_file.read_text())
         os.kill(pid, 15)
+        stopped = True
         for _ in range(50):
             os.kill(pid, 0)
             time.sleep(0.1)
     except (OSError, ValueError):
         pass
     pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+def _stop_simulator() -> None:
+    _stop(DATA / "simulator.pid")
 
 
 def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
@@ -406,15 +413,15 @@ def start_web() -> str:
         host, port = ("127.0.0.1", p.port) if p.host.startswith("/") and p.port == PG_TCP_PORT else (p.host, p.port)
         dsn = psycopg2.extensions.make_dsn(host=host, port=port, dbname=p.dbname, user=serve.DASHBOARD_LOGIN,
                                            password=password)
+    _stop(DATA / "web.pid")   # restart: the page serves this checkout's code
     return serve.start(dsn, port=WEB_PORT, pid_file=DATA / "web.pid", log_file=DATA / "web.log",
                        data_docs=data_docs.default_dir(), repo=REPO)
 
 
 def stop() -> int:
     from devtools import embedded_pg
-    from ioc_web import serve
 
-    if serve.stop(DATA / "web.pid"):
+    if _stop(DATA / "web.pid"):
         log("IOC page stopped")
     _stop_simulator()
     embedded_pg.stop_server(DATA / "pg")

@@ -22,6 +22,7 @@ import pytest
 import requests
 
 from ioc_web import serve
+from tests.reliability.support import rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -52,14 +53,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def rows(dsn: str, sql: str, params=()) -> list[tuple]:
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute(sql, params)
-        out = cur.fetchall()
-    conn.close()
-    return out
 
 
 @pytest.fixture(scope="module")
