@@ -98,13 +98,34 @@ def sqlalchemy_url(socket_dir: str, dbname: str) -> str:
     return f"postgresql+psycopg2://postgres@localhost/{dbname}?host={socket_dir}"
 
 
-def stop_server(data_dir: str | os.PathLike) -> bool:
-    """Stop the embedded server of `data_dir` if it runs; True if one was stopped."""
-    data_dir = Path(data_dir).resolve()
-    if not (data_dir / "postmaster.pid").exists():
-        return False
-    import pgserver
+def stop_server(data_dir: str | os.PathLike, wait_s: float = 30) -> bool:
+    """Stop the embedded server of `data_dir` if it runs; True if one was stopped.
 
-    # A handle with cleanup_mode='stop' held only by this process stops the server on cleanup.
-    pgserver.get_server(str(data_dir), cleanup_mode="stop").cleanup()
+    pgserver stops a server only when the last process that asked for it lets go, and a process
+    that was killed (e.g. `make ui` after Ctrl-C) never does: so stop the postmaster itself,
+    with PostgreSQL's fast shutdown (SIGINT), and forget the handles."""
+    import signal
+    import time
+
+    data_dir = Path(data_dir).resolve()
+    pid_file = data_dir / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:   # a stale pid file: the server is not running
+        pid_file.unlink(missing_ok=True)
+        return False
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise RuntimeError(f"the embedded PostgreSQL (pid {pid}) did not stop within {wait_s:.0f} s")
+    (data_dir / ".handle_pids.json").unlink(missing_ok=True)
     return True
