@@ -214,12 +214,12 @@ def latest_progress(text: str) -> str | None:
     for line in text.splitlines():
         m = _PROGRESS.search(line)
         if m and m["task"]:
-            task, event = m["task"], None
+            task, event = m["task"], "Airflow is starting the task"
         elif m:
             event = m["event"]
-    if task is None:
-        return None
-    return f"{task}: {event}" if event else f"{task}: started"
+        elif task and "] Task started " in line:
+            event = "running, no progress line yet"
+    return f"{task}: {event}" if task else None
 
 
 def run_dag(dag_id: str, as_of: str, logfile: Path) -> bool:
