@@ -152,9 +152,9 @@ with the `as_of_date` param.
 **Tasks**: `refresh_views` → `reconcile` → `build_data_docs` (a teardown: runs after a failure too).
 
 **Reads** the core tables, `core.admin_unit` and the audit ledger. **Writes**
-`mart.indicator_history` for D in one transaction: the views `ioc.indicator_values`,
-`ioc.indicator_history`, `ioc.indicator_catalog` and `ioc.source_freshness` show the old or the new
-row set, never a mix, and readers are never blocked (docs/ioc_views.md). Sources whose last
+`mart.indicator_history` for D in one transaction: the views `ioc.indicator_values` and
+`ioc.indicator_history` show the old or the new row set, never a mix, and readers are never
+blocked (docs/ioc_views.md). Sources whose last
 batch failed count with their last good data.
 
 `reconcile` stores the cross-source warnings of D (deaths registered before a social payment or
