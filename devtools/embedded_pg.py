@@ -105,7 +105,8 @@ def stop_server(data_dir: str | os.PathLike, wait_s: float = 30) -> bool:
     that was killed (e.g. `make ui` after Ctrl-C) never does: so stop the postmaster itself,
     with PostgreSQL's fast shutdown (SIGINT), and forget the handles."""
     import signal
-    import time
+
+    from devtools import processes
 
     data_dir = Path(data_dir).resolve()
     pid_file = data_dir / "postmaster.pid"
@@ -118,14 +119,7 @@ def stop_server(data_dir: str | os.PathLike, wait_s: float = 30) -> bool:
     except ProcessLookupError:   # a stale pid file: the server is not running
         pid_file.unlink(missing_ok=True)
         return False
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
+    if not processes.wait_gone(pid, wait_s):
         raise RuntimeError(f"the embedded PostgreSQL (pid {pid}) did not stop within {wait_s:.0f} s")
     (data_dir / ".handle_pids.json").unlink(missing_ok=True)
     return True

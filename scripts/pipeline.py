@@ -506,22 +506,15 @@ def _alive(pid: int) -> bool:
 
 def _stop_group(pid: int, wait_s: float = 30) -> None:
     """Stop the process group `pid` leads (a command we started with start_new_session)."""
+    from devtools import processes
+
     for sig, wait in ((signal.SIGINT, wait_s), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
         try:
             os.killpg(pid, sig)
         except ProcessLookupError:
             return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(pid, 0)
-            except ProcessLookupError:
-                return
-            try:   # reap it if it is our child
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            time.sleep(0.2)
+        if processes.wait_gone(pid, wait, group=True):
+            return
 
 
 def _stop_ui() -> bool:
