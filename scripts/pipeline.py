@@ -232,14 +232,13 @@ def run_dag(dag_id: str, as_of: str, logfile: Path) -> bool:
     with open(logfile, "wb") as out:
         proc = subprocess.Popen(["airflow", "dags", "test", dag_id, "-c", json.dumps({"as_of_date": as_of})],
                                 stdout=out, stderr=subprocess.STDOUT)
-        seen = ""
         while True:
             try:
                 proc.wait(timeout=HEARTBEAT_S)
                 break
             except subprocess.TimeoutExpired:
-                seen = latest_progress(logfile.read_text(errors="replace")) or "parsing the DAGs"
-                print(f"      {time.monotonic() - t0:4.0f}s  {seen}", flush=True)
+                doing = latest_progress(logfile.read_text(errors="replace")) or "parsing the DAGs"
+                print(f"      {time.monotonic() - t0:4.0f}s  {doing}", flush=True)
     return proc.returncode == 0
 
 
