@@ -208,18 +208,25 @@ def dag_ids() -> list[str]:
 _PROGRESS = re.compile(r"\] (?:(?P<event>.*?) \[ioc_pipeline[\w.]*\]|\[DAG TEST\] starting task_id=(?P<task>\S+))")
 
 
+# lines that count rows, pages or files: preferred to whatever the task logged after them
+_COUNTING = re.compile(r"rows so far|still running|\bfile \d+/\d+|\bpage \d+/\d+")
+
+
 def latest_progress(text: str) -> str | None:
-    """The last thing the run said it was doing, from the newest lines of its output."""
-    task = event = None
+    """What the running task last said it was doing, from the run's output so far: its latest
+    line that counts rows, pages or files, else its latest line."""
+    task = event = counting = None
     for line in text.splitlines():
         m = _PROGRESS.search(line)
         if m and m["task"]:
-            task, event = m["task"], "Airflow is starting the task"
+            task, event, counting = m["task"], "Airflow is starting the task", None
         elif m:
             event = m["event"]
+            if _COUNTING.search(event):
+                counting = event
         elif task and "] Task started " in line:
             event = "running, no progress line yet"
-    return f"{task}: {event}" if task else None
+    return f"{task}: {counting or event}" if task else None
 
 
 def run_dag(dag_id: str, as_of: str, logfile: Path) -> bool:

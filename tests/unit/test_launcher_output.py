@@ -29,6 +29,8 @@ def test_heartbeat_shows_the_running_task_and_its_latest_line():
     assert pipeline.latest_progress("\n".join(lines[:4])) == "begin: running, no progress line yet"
     assert pipeline.latest_progress("\n".join(lines[:5])) == "begin: applying migration 001_schemas_and_roles.sql"
     assert pipeline.latest_progress(OUTPUT) == "extract: land batch 3: staging: 41,000 rows so far (8,200 rows/s, 5 s)"
+    later = OUTPUT + "2026-12-02T09:06:46.0Z [info     ] loaded suite land from x.json: 20 expectations [ioc_pipeline.ingest.validation]\n"
+    assert pipeline.latest_progress(later).endswith("41,000 rows so far (8,200 rows/s, 5 s)")   # counting lines win
 
 
 def test_every_failure_reason_on_its_own_line(capsys):
