@@ -15,8 +15,9 @@ from collections import defaultdict
 from pathlib import Path
 
 # 2026-12-02T08:58:50.159137Z [info     ] message [logger.name] key=value ...
-_LINE = re.compile(r"^(?P<ts>\d{4}-\d\d-\d\dT[\d:.]+Z?) \[(?P<level>\w+)\s*\] (?P<event>.*?)"
-                   r"(?: \[(?P<logger>[\w.]+)\](?P<rest>.*))?$")
+_HEAD = r"^(?P<ts>\d{4}-\d\d-\d\dT[\d:.]+Z?) \[(?P<level>\w+)\s*\] "
+_WITH_LOGGER = re.compile(_HEAD + r"(?P<event>.*) \[(?P<logger>[\w.]+)\](?: \w+=.*)?$")   # the last [logger]
+_WITHOUT_LOGGER = re.compile(_HEAD + r"(?P<event>.*)$")
 _START = re.compile(r"\[DAG TEST\] starting task_id=(?P<task>\S+) map_index=(?P<map>-?\d+)")
 _END = re.compile(r"\[DAG TEST\] end task task_id=(?P<task>\S+) map_index=(?P<map>-?\d+)")
 _RUN_ID = re.compile(r"<TaskInstance: [\w.-]+ (?P<run_id>\S+) \[")
@@ -42,11 +43,11 @@ def split_by_task(lines: list[str]) -> tuple[str | None, dict[tuple[str, int], l
 
 def as_record(line: str) -> dict:
     """One output line as an Airflow structured log record (plain text when it does not parse)."""
-    m = _LINE.match(line)
+    m = _WITH_LOGGER.match(line) or _WITHOUT_LOGGER.match(line)
     if not m:
         return {"event": line}
-    record = {"timestamp": m["ts"], "level": m["level"], "event": m["event"]}
-    if m["logger"]:
+    record = {"timestamp": m["ts"], "level": m["level"], "event": m["event"].rstrip()}
+    if "logger" in m.groupdict():
         record["logger"] = m["logger"]
     return record
 
