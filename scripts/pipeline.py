@@ -83,7 +83,7 @@ def ensure_warehouse() -> str | None:
         return None
     from devtools import embedded_pg
 
-    log(f"warehouse: starting the embedded PostgreSQL in {DATA / 'pg'} (first time: initdb, a few seconds)")
+    log(f"warehouse: starting the embedded PostgreSQL in {DATA / 'pg'}, or reusing it (the first start runs initdb)")
     socket_dir = embedded_pg.ensure_server(DATA / "pg")
     _create_db(socket_dir, "ioc")
     os.environ["AIRFLOW_CONN_IOC_WAREHOUSE"] = _conn_json(conn_type="postgres", host=socket_dir, login="postgres", schema="ioc")
