@@ -34,17 +34,79 @@ def latest_run_id(data: Path, dag_id: str) -> str:
     return run_id
 
 
-def shoot(url: str, path: Path, *, width: int = 1600, height: int = 1000, wait_ms: int = 20000) -> Path:
+def shoot(url: str, path: Path, *, width: int = 1600, height: int = 1000, wait_s: float = 25) -> Path:
+    """Open `url` in headless Chromium, let the page load its data for `wait_s` seconds, save a
+    PNG. Driven through the DevTools protocol: the UI polls the API all the time, so Chromium's
+    own --screenshot (virtual time) either never finishes or shoots an empty page."""
+    import asyncio
+    import tempfile
+
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if not browser:
         raise SystemExit("needs Chromium (Debian: apt-get install chromium)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    f"--window-size={width},{height}", f"--virtual-time-budget={wait_ms}",
-                    f"--screenshot={path}", url],
-                   check=True, env={**os.environ, "TZ": "Asia/Ho_Chi_Minh"},
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=180)
+    with tempfile.TemporaryDirectory() as profile:
+        port = _free_port()
+        proc = subprocess.Popen([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                                 f"--remote-debugging-port={port}", f"--user-data-dir={profile}",
+                                 f"--window-size={width},{height}", "about:blank"],
+                                env={**os.environ, "TZ": LOCAL_TZ},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            png = asyncio.run(_capture(port, url, width, height, wait_s))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    path.write_bytes(png)
     return path
+
+
+LOCAL_TZ = "Asia/Ho_Chi_Minh"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _capture(port: int, url: str, width: int, height: int, wait_s: float) -> bytes:
+    import asyncio
+    import base64
+    import itertools
+    import json
+
+    import requests
+    import websockets
+
+    for _ in range(100):
+        try:
+            pages = [t for t in requests.get(f"http://127.0.0.1:{port}/json", timeout=2).json() if t["type"] == "page"]
+            if pages:
+                break
+        except requests.RequestException:
+            pass
+        await asyncio.sleep(0.3)
+    else:
+        raise SystemExit("Chromium's DevTools endpoint did not answer")
+    ids = itertools.count(1)
+    async with websockets.connect(pages[0]["webSocketDebuggerUrl"], max_size=None) as ws:
+        async def call(method: str, **params) -> dict:
+            n = next(ids)
+            await ws.send(json.dumps({"id": n, "method": method, "params": params}))
+            while True:
+                msg = json.loads(await ws.recv())
+                if msg.get("id") == n:
+                    return msg.get("result", {})
+
+        await call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        await call("Emulation.setTimezoneOverride", timezoneId=LOCAL_TZ)
+        await call("Page.navigate", url=url)
+        await asyncio.sleep(wait_s)
+        shot = await call("Page.captureScreenshot", format="png")
+    return base64.b64decode(shot["data"])
 
 
 def main() -> int:
