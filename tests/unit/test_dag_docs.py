@@ -51,7 +51,7 @@ def _assets(dag) -> set[str]:
 def _true_of(name: str, dag, source, dagbag) -> bool:
     facts = set(dag.task_ids) | set(dag.params) | _crons(dag) | _assets(dag) | set(dagbag.dag_ids)
     if source is not None:
-        facts |= {source.connection, source.code, *source.key, *(f for f in [source.path, source.watermark,
+        facts |= {source.connection, source.code, source.core_table, *source.key, *(f for f in [source.path, source.watermark,
                   source.record_date, source.extra.get("table"), source.files and source.files.pattern] if f)}
     if name in facts:
         return True
