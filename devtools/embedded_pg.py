@@ -145,20 +145,28 @@ def sqlalchemy_url(socket_dir: str, dbname: str) -> str:
     return f"postgresql+psycopg2://postgres@localhost/{dbname}?host={socket_dir}"
 
 
-def stop_server(data_dir: str | os.PathLike) -> bool:
-    """Stop the embedded server of `data_dir` if it runs; True if one was stopped."""
+def stop_server(data_dir: str | os.PathLike, wait_s: float = 30) -> bool:
+    """Stop the embedded server of `data_dir` if it runs; True if one was stopped.
+
+    pgserver stops a server only when the last process that asked for it lets go, and a process
+    that was killed (e.g. `make ui` after Ctrl-C) never does: so stop the postmaster itself,
+    with PostgreSQL's fast shutdown (SIGINT), and forget the handles."""
+    import signal
+
+    from devtools import processes
+
     data_dir = Path(data_dir).resolve()
-    if not (data_dir / "postmaster.pid").exists():
+    pid_file = data_dir / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
         return False
-    import pgserver
-
-    # A handle with cleanup_mode='stop' held only by this process stops the server on cleanup.
-    server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
-    server.cleanup()
-    if (data_dir / "postmaster.pid").exists():
-        # pgserver keeps a list of the processes using the server and stops it only when it is
-        # the last: a process killed before its exit handler (an interrupted demo) stays listed
-        from pgserver._commands import pg_ctl
-
-        pg_ctl(["-w", "stop", "-m", "fast"], pgdata=data_dir, user=server.system_user)
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:   # a stale pid file: the server is not running
+        pid_file.unlink(missing_ok=True)
+        return False
+    if not processes.wait_gone(pid, wait_s):
+        raise RuntimeError(f"the embedded PostgreSQL (pid {pid}) did not stop within {wait_s:.0f} s")
+    (data_dir / ".handle_pids.json").unlink(missing_ok=True)
     return True

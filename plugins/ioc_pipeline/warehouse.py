@@ -66,6 +66,7 @@ def migration_files() -> list[Path]:
 
 def migrate(conn) -> list[str]:
     """Apply pending migrations and reference data; return what was applied."""
+    log.info("warehouse: checking migrations (the first run also loads the administrative units)")
     from ioc_pipeline.reference import admin_units  # the reference loader pulls in its package data only here
     from ioc_pipeline.views import indicator_catalog
 
