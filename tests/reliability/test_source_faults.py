@@ -117,6 +117,32 @@ def test_zero_rows_where_the_source_reported_many_fails_the_batch(empty_db, monk
     one_line(last_batch(empty_db)[1], "0 distinct keys received, the source reported 500", "nothing was loaded")
 
 
+@pytest.mark.parametrize("distinct, loads", [(1001, True), (1000, False)], ids=["keys_complete", "key_missing"])
+def test_page_longer_than_page_size_loads_when_its_keys_are_complete(empty_db, monkeypatch, distinct, loads):
+    """1001 items on a page of size 1000: page_size bounds the request only; the distinct keys
+    against total_items decide (one key served twice and another missing still fails)."""
+    from tests.integration.test_batch_civil_status import rec
+    from tests.reliability.test_hostile_input import RawSource
+
+    src = RawSource("raw-token")
+    monkeypatch.setenv("AIRFLOW_CONN_SECTOR_CIVIL_STATUS", http_conn_json(src.port, "raw-token"))
+    src.page([rec(f"K{i % distinct}", subject_cccd=f"048225{i % distinct:06d}") for i in range(1001)], total=1001)
+    conn = migrated(empty_db)
+    try:
+        if loads:
+            _, stats, published = run_source(conn, empty_db, "civil_status", D, "long-page", **FAST)
+            assert (stats.rows_read, stats.distinct_keys, published["rows_loaded"]) == (1001, 1001, 1001)
+        else:
+            with pytest.raises(batch.BatchFailed):
+                run_source(conn, empty_db, "civil_status", D, "long-page", **FAST)
+    finally:
+        conn.close()
+        src.close()
+    if not loads:
+        one_line(last_batch(empty_db)[1], "1000 distinct keys received, the source reported 1001", "nothing was loaded")
+        assert scalar(empty_db, "SELECT count(*) FROM core.civil_status") == 0
+
+
 def test_unknown_extra_field_is_loaded_and_reported_as_drift(civil_sim, empty_db):
     plant(civil_sim["dsn"], "sim.civil_status_records", "record_id",
           "sim_fault IS NULL AND NOT sim_served_twice AND subject_cccd IS NOT NULL",
