@@ -184,6 +184,8 @@ def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
 
 def airflow_db() -> None:
     subprocess.run(["airflow", "db", "migrate"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # the REST sources' pools (orchestration/pools.py): a task in a missing pool is never scheduled
+    subprocess.run([sys.executable, "-m", "ioc_pipeline.orchestration.pools"], check=True, stdout=subprocess.DEVNULL)
 
 
 def dag_ids() -> list[str]:

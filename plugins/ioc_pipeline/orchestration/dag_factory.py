@@ -14,11 +14,14 @@ import datetime as dt
 import logging
 
 import pendulum
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
+from airflow.sdk import (DAG, Asset, AssetOrTimeSchedule, AsyncCallback, CronTriggerTimetable, DeadlineAlert,
+                         DeadlineReference, Param, task)
 
 from ioc_pipeline.declaration import catalog
 from ioc_pipeline.declaration.catalog import Source
 from ioc_pipeline.config import LOCAL_TZ
+from ioc_pipeline.orchestration import pools
+from ioc_pipeline.orchestration.notify import IocNotifier
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,30 @@ OWNER = "ioc-data-engineering"
 START = pendulum.datetime(2025, 1, 1, tz=LOCAL_TZ)
 INGEST_CRON = "30 0 * * *"    # 00:30 local: the night after day D reports day D
 REFRESH_CRON = "30 2 * * *"   # fallback when no ingest published
+# The views of D must be refreshed by 06:00 local on D+1. The nightly refresh run's logical date is
+# 02:30 local on D+1 (CronTriggerTimetable), so its deadline is that date + 3 h 30 min.
+REFRESH_DEADLINE = dt.timedelta(hours=6) - dt.timedelta(hours=2, minutes=30)
+
+# Limits from the measured durations (docs/performance.md): a nightly delta takes seconds per task
+# (12.7 s for the whole province cycle); the long case is a source's first load of its whole
+# history: 1M REST rows in 129 s end to end (extract 58 s, validate 41 s, publish 23 s). The
+# limits leave room for a 10M-row history on a busy machine; a task past its limit fails naming
+# itself (AirflowTaskTimeout) and notifies like any failure.
+TASK_TIMEOUTS = {
+    "begin": dt.timedelta(minutes=15),          # migrations, reference data on a new warehouse
+    "extract": dt.timedelta(hours=2),
+    "validate": dt.timedelta(hours=1),
+    "publish": dt.timedelta(hours=1),
+    "cleanup": dt.timedelta(minutes=10),
+    "load_files": dt.timedelta(hours=2),
+    "finish": dt.timedelta(minutes=5),
+    "refresh_views": dt.timedelta(minutes=30),  # 1.3 s at province scale
+    "reconcile": dt.timedelta(minutes=30),
+    "build_data_docs": dt.timedelta(minutes=30),
+    "notify_freshness": dt.timedelta(minutes=5),
+}
+INGEST_RUN_TIMEOUT = dt.timedelta(hours=5)   # a 00:30 nightly run ends before the 06:00 deadline
+REFRESH_RUN_TIMEOUT = dt.timedelta(hours=1)
 AS_OF_PARAM = Param(None, type=["null", "string"], format="date",
                     description="As-of date D (YYYY-MM-DD); empty: the run's own date rule")
 REPLAY_PARAM = Param(None, type=["null", "integer"], minimum=1,
@@ -49,10 +76,9 @@ def landing_asset(source: Source) -> Asset:
                                         trigger=LandingDeliveryTrigger(source_code=source.code))])
 
 
-def _on_failure(context) -> None:
-    """Task failure callback: record the failed batch, then notify in one line."""
+def _record_failure(context) -> None:
+    """Task failure callback: record the failed batch (the notice follows: notify.IocNotifier)."""
     from ioc_pipeline.ingest import batch
-    from ioc_pipeline.orchestration import notify
     from ioc_pipeline import warehouse
 
     ti = context["ti"]
@@ -70,10 +96,6 @@ def _on_failure(context) -> None:
                         batch.fail_run(cur, plan["run_key"], f"{ti.task_id}: {reason}"[:500])
             finally:
                 conn.close()
-    line = notify.failure_line(dag_id, context["run_id"], ti.task_id, reason)
-    notify.send(line, {"dag_id": dag_id, "run_id": context["run_id"], "task_id": ti.task_id,
-                       "source": dag_id.removeprefix("ingest_") if dag_id.startswith("ingest_") else None,
-                       "reason": line.split(": ", 1)[-1]})
 
 
 def _fail_now_if_permanent(exc: Exception) -> None:
@@ -110,8 +132,14 @@ def _default_args() -> dict:
     return {
         "owner": OWNER,
         "retries": 0,
-        "on_failure_callback": _on_failure,
+        "on_failure_callback": [_record_failure, IocNotifier()],
+        "execution_timeout": max(TASK_TIMEOUTS.values()),  # each task's own below
     }
+
+
+def _limits(task_id: str, **kw) -> dict:
+    """@task keyword arguments carrying the task's timeout."""
+    return {"task_id": task_id, "execution_timeout": TASK_TIMEOUTS[task_id], **kw}
 
 
 def _doc(source: Source) -> str:
@@ -186,7 +214,7 @@ failed file was published:
 def _ingest_dag(source: Source, **kwargs) -> DAG:
     """What every ingest DAG shares (operations.md: owner, tags, one run at a time, callback)."""
     return DAG(dag_id=source.dag_id, start_date=START, catchup=False, max_active_runs=1,
-               default_args=_default_args(), tags=[f"sector:{source.sector}", f"kind:{source.kind}", "ingest"],
+               default_args=_default_args(), dagrun_timeout=INGEST_RUN_TIMEOUT, tags=[f"sector:{source.sector}", f"kind:{source.kind}", "ingest"],
                **kwargs)
 
 
@@ -203,7 +231,7 @@ def build_file_ingest_dag(source: Source) -> DAG:
         doc_md=_file_doc(source),
     ) as dag:
 
-        @task
+        @task(**_limits("begin"))
         def begin(**context) -> dict:
             """Migrate, resolve the as-of date, open the run, list the deliveries to load."""
             from ioc_pipeline.orchestration import asof
@@ -225,7 +253,8 @@ def build_file_ingest_dag(source: Source) -> DAG:
                 conn.close()
             return {"run_key": run_key, "as_of_date": as_of.isoformat(), "deliveries": [d.to_xcom() for d in todo]}
 
-        @task(outlets=[outlet], retries=2, retry_delay=dt.timedelta(minutes=1), retry_exponential_backoff=True)
+        @task(**_limits("load_files"), outlets=[outlet], retries=2, retry_delay=dt.timedelta(minutes=1),
+              retry_exponential_backoff=True)
         def load_files(plan: dict, **context) -> dict:
             """Load each delivery as its own batch; a failed file does not stop the others."""
             from ioc_pipeline.orchestration import asof
@@ -248,7 +277,7 @@ def build_file_ingest_dag(source: Source) -> DAG:
                 **{k: v for k, v in result.items() if k != "failures"}}
             return result
 
-        @task
+        @task(**_limits("finish"))
         def finish(result: dict) -> None:
             """Fail the run, naming every file that failed, if any did (the others loaded)."""
             from airflow.sdk.exceptions import AirflowFailException
@@ -272,7 +301,7 @@ def build_ingest_dag(source: Source) -> DAG:
         doc_md=_doc(source),
     ) as dag:
 
-        @task
+        @task(**_limits("begin"))
         def begin(**context) -> dict:
             """Migrate, resolve the as-of date, open the run and its batch, create staging."""
             from ioc_pipeline.orchestration import asof
@@ -295,7 +324,8 @@ def build_ingest_dag(source: Source) -> DAG:
                 conn.close()
             return plan.to_xcom()
 
-        @task(retries=2, retry_delay=dt.timedelta(minutes=1), retry_exponential_backoff=True,
+        @task(**_limits("extract", **({"pool": pools.pool_for(source)} if pools.pool_for(source) else {})),
+              retries=2, retry_delay=dt.timedelta(minutes=1), retry_exponential_backoff=True,
               max_retry_delay=dt.timedelta(minutes=10))
         def extract(plan: dict) -> dict:
             """Extract the window into staging (retried with backoff: network step)."""
@@ -323,7 +353,7 @@ def build_ingest_dag(source: Source) -> DAG:
                 conn.close()
             return {"rows_read": stats.rows_read, "distinct_keys": stats.distinct_keys}
 
-        @task
+        @task(**_limits("validate"))
         def validate(plan: dict, extracted: dict) -> dict:
             """Run the source's expectation suite inside PostgreSQL; quarantine or fail."""
             from ioc_pipeline.ingest import batch
@@ -339,7 +369,7 @@ def build_ingest_dag(source: Source) -> DAG:
             finally:
                 conn.close()
 
-        @task(outlets=[outlet])
+        @task(**_limits("publish"), outlets=[outlet])
         def publish(plan: dict, validated: dict, **context) -> dict:
             """Quarantine, merge, audit ledger and watermark in one transaction; publish the Asset."""
             from ioc_pipeline.ingest import batch
@@ -355,7 +385,7 @@ def build_ingest_dag(source: Source) -> DAG:
                                                       "batch_id": p.batch_id, **result}
             return result
 
-        @task
+        @task(**_limits("cleanup"))
         def cleanup(plan: dict) -> None:
             """Drop the batch's staging tables, whatever the outcome (teardown)."""
             from ioc_pipeline.ingest import batch
@@ -412,12 +442,17 @@ def build_refresh_dag(sources: list[Source]) -> DAG:
         catchup=False,
         max_active_runs=1,
         default_args={**_default_args(), "retries": 1, "retry_delay": dt.timedelta(minutes=1)},
+        dagrun_timeout=REFRESH_RUN_TIMEOUT,
+        # Airflow 3's DeadlineAlert: the scheduler marks the run missed at 06:00 local and the
+        # triggerer sends the notice (notify.IocNotifier; manual runs and backfills are only logged).
+        deadline=DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE, interval=REFRESH_DEADLINE,
+                               callback=AsyncCallback(IocNotifier), name="views_by_0600"),
         params={"as_of_date": AS_OF_PARAM},
         tags=["ioc", "views"],
         doc_md=REFRESH_DOC,
     ) as dag:
 
-        @task
+        @task(**_limits("refresh_views"))
         def refresh_views(**context) -> dict:
             """Recompute every indicator for the as-of date in one transaction."""
             from ioc_pipeline.orchestration import asof
@@ -432,7 +467,7 @@ def build_refresh_dag(sources: list[Source]) -> DAG:
             finally:
                 conn.close()
 
-        @task
+        @task(**_limits("reconcile"))
         def reconcile(**context) -> dict:
             """Cross-source warnings (deaths before payments and visits) per commune; flags never fail it."""
             from ioc_pipeline.orchestration import asof
@@ -445,7 +480,7 @@ def build_refresh_dag(sources: list[Source]) -> DAG:
             finally:
                 conn.close()
 
-        @task
+        @task(**_limits("build_data_docs"))
         def build_data_docs() -> str:
             """Rebuild the data-quality report (Data Docs), also after a failed refresh. A teardown:
             its failure is red and notified, but the run's state stays that of the views."""
@@ -458,7 +493,21 @@ def build_refresh_dag(sources: list[Source]) -> DAG:
             finally:
                 conn.close()
 
-        refresh_views() >> reconcile() >> build_data_docs().as_teardown()   # teardown: runs when all done
+        @task(**_limits("notify_freshness"), trigger_rule="all_done")
+        def notify_freshness(**context) -> list:
+            """A notice when a source turns stale in ioc.source_freshness, and when it recovers (once each)."""
+            from ioc_pipeline import warehouse
+            from ioc_pipeline.orchestration import freshness
+
+            conn = warehouse.connect()
+            try:
+                return freshness.notify_turns(conn, context["run_id"])
+            finally:
+                conn.close()
+
+        refreshed = refresh_views()
+        refreshed >> reconcile() >> build_data_docs().as_teardown()   # teardown: runs when all done
+        refreshed >> notify_freshness()
     return dag
 
 
