@@ -62,6 +62,12 @@ def airflow_env() -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "plugins"), str(REPO), os.environ.get("PYTHONPATH")]))
     if "AIRFLOW_VAR_IOC_PII_KEY" not in os.environ:
         os.environ["AIRFLOW_VAR_IOC_PII_KEY"] = _secret(PII_KEY_FILE)
+    # OpenLineage events of every task (orchestration/lineage.py), appended to a local file
+    os.environ.setdefault("AIRFLOW__OPENLINEAGE__EXTRACTORS", "ioc_pipeline.orchestration.lineage.IocTaskExtractor")
+    os.environ.setdefault("AIRFLOW__OPENLINEAGE__NAMESPACE", "ioc")
+    (DATA / "lineage").mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("AIRFLOW__OPENLINEAGE__TRANSPORT", json.dumps(
+        {"type": "file", "log_file_path": str(DATA / "lineage" / "openlineage.jsonl"), "append": True}))
 
 
 def _conn_json(**kw) -> str:

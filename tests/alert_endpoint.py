@@ -14,7 +14,7 @@ class AlertEndpoint:
         headers = self.headers
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server API
+            def do_POST(self):
                 calls.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
                 headers.append(dict(self.headers))
                 self.send_response(status)

@@ -44,7 +44,7 @@ def deadline_context(run_type: str) -> dict:
     """What Deadline.handle_miss hands the triggerer: the run as JSON and the deadline."""
     return {"dag_run": {"dag_id": "refresh_ioc_views", "dag_run_id": "scheduled__2026-11-20T19:30:00+00:00",
                         "run_type": run_type, "state": "running"},
-            "deadline": {"id": "0193", "deadline_time": dt.datetime(2026, 11, 20, 23, 0, tzinfo=dt.timezone.utc)}}
+            "deadline": {"id": "0193", "deadline_time": dt.datetime(2026, 11, 20, 23, 0, tzinfo=dt.UTC)}}
 
 
 def test_missed_deadline_of_the_nightly_run_is_sent_by_the_triggerer_path(endpoint):

@@ -12,7 +12,7 @@ from ioc_pipeline.config import LOCAL_TZ, REPO_ROOT
 from ioc_pipeline.declaration import catalog
 from ioc_pipeline.orchestration import asof, dag_factory, pools
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.fixture(scope="module")

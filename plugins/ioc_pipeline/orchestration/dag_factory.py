@@ -80,10 +80,11 @@ def _record_failure(context) -> None:
     """Task failure callback: record the failed batch (the notice follows: notify.IocNotifier)."""
     from ioc_pipeline.ingest import batch
     from ioc_pipeline import warehouse
+    from ioc_pipeline.orchestration import notify
 
     ti = context["ti"]
     dag_id = ti.dag_id
-    reason = str(context.get("exception") or "see the task log")
+    reason = notify.failure_reason(context)
     if dag_id.startswith("ingest_"):
         plan = ti.xcom_pull(task_ids="begin")
         if plan:

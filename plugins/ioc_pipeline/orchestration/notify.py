@@ -38,6 +38,16 @@ def failure_line(dag_id: str, run_id: str, task_id: str, reason: str) -> str:
     return f"{dag_id} run {run_id} failed in task {task_id}: {one_line(reason)}"
 
 
+def failure_reason(context) -> str:
+    """Why a task failed, in one line; a task stopped by its execution_timeout says so and its limit
+    (Airflow's own message is only "Timeout, PID: n")."""
+    exc = context.get("exception")
+    if type(exc).__name__ == "AirflowTaskTimeout":
+        limit = getattr(context.get("task"), "execution_timeout", None)
+        return f"exceeded its time limit (execution_timeout {limit})" if limit else "exceeded its time limit"
+    return one_line(exc or "see the task log")
+
+
 def source_of(dag_id: str | None) -> str | None:
     return dag_id.removeprefix("ingest_") if dag_id and dag_id.startswith("ingest_") else None
 
@@ -80,7 +90,7 @@ class IocNotifier(BaseNotifier):
         ti = context.get("ti") or context.get("task_instance")
         if ti is not None:
             dag_id, run_id = ti.dag_id, context.get("run_id") or getattr(ti, "run_id", None)
-            reason = one_line(context.get("exception") or "see the task log")
+            reason = failure_reason(context)
             return _payload("task_failed", source_of(dag_id), dag_id, run_id, ti.task_id, reason,
                             failure_line(dag_id, run_id, ti.task_id, reason))
         log.warning("notice without a failed task, a deadline or an event: nothing sent")
