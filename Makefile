@@ -9,11 +9,12 @@ DATE ?=
 export GX_ANALYTICS_ENABLED := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test run ui stop lock clean help check-suite docs quarantine
+.PHONY: demo test lint run ui stop lock clean help check-suite docs quarantine
 
 help:
 	@echo "make demo              whole nightly pipeline on the embedded defaults, then the indicator table"
 	@echo "make test              the whole test suite"
+	@echo "make lint              ruff check (rules in pyproject.toml); .ci/run runs it before the tests"
 	@echo "make run DATE=YYYY-MM-DD   every ingest DAG, then refresh_ioc_views, for DATE"
 	@echo "make ui                Airflow UI (airflow standalone) on the same configuration"
 	@echo "make check-suite SOURCE=civil_status [SUITE=file.json]   try a suite on a sample of the source"
@@ -24,11 +25,12 @@ help:
 	@echo "make bench [BENCH_ARGS=...]   ingest paths against a raw COPY of the same rows (docs/performance.md)"
 	@echo "make bench-nightly         the nightly cycle and the view refresh at province scale"
 
-$(STAMP): requirements.txt constraints.txt
+# Runtime and test tools, every package pinned with its hashes (requirements-dev.lock, `make lock`).
+$(STAMP): requirements-dev.lock
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==24.3.1
-	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -60,11 +62,19 @@ stop: $(STAMP)
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
 
-# Re-pin after editing requirements.txt: resolves in a scratch venv, writes constraints.txt.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+# Re-pin after editing requirements*.txt: pip-tools (its pin in requirements-dev.txt) resolves with
+# pip's own index settings and writes every package with the hashes of every file of its version:
+# requirements.lock (runtime: the image) and requirements-dev.lock (runtime + tests: `make`).
+# Pins already in a lock are kept when still allowed; delete the lock to re-resolve from scratch.
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
 lock:
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
-	.lockvenv/bin/pip install --quiet -r requirements.txt
-	.lockvenv/bin/pip freeze --exclude-editable > constraints.txt
+	.lockvenv/bin/pip install --quiet pip==24.3.1 $$(grep -E '^pip-tools==' requirements-dev.txt)
+	.lockvenv/bin/pip-compile $(LOCK_FLAGS) --output-file requirements.lock requirements.txt
+	.lockvenv/bin/pip-compile $(LOCK_FLAGS) --output-file requirements-dev.lock requirements-dev.txt
 	rm -rf .lockvenv
 
 clean: stop

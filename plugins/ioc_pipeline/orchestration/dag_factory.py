@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 
 import pendulum
 from airflow.sdk import (DAG, Asset, AssetOrTimeSchedule, AsyncCallback, CronTriggerTimetable, DeadlineAlert,
@@ -61,7 +62,9 @@ REPLAY_PARAM = Param(None, type=["null", "integer"], minimum=1,
 
 
 def asset_for(source: Source) -> Asset:
-    return Asset(name=f"warehouse_{source.code}", uri=source.asset_uri, group="ioc_warehouse")
+    """The source's core table as an Asset, named by the table. (Name and URI changed together from
+    `warehouse_<code>` / `ioc://`: a metadata DB holding the old ones has no name clash.)"""
+    return Asset(name=source.core_table, uri=source.asset_uri, group="ioc_warehouse")
 
 
 def landing_asset(source: Source) -> Asset:
@@ -430,6 +433,19 @@ A failed `build_data_docs` leaves the views as refreshed: fix it (disk, permissi
 """
 
 
+def _views_deadline() -> DeadlineAlert | None:
+    """Airflow 3's DeadlineAlert: the scheduler marks the nightly run missed at 06:00 local and the
+    triggerer sends the notice (notify.IocNotifier; manual runs and backfills are only logged).
+
+    Not under `airflow dags test` (make run, make demo): Airflow 3.3.2 fails a succeeding test run
+    of a DAG with a deadline (its in-memory DAG holds the alerts where DagRun.update_state looks
+    up their database ids), and no scheduler evaluates deadlines there anyway."""
+    if sys.argv[1:3] == ["dags", "test"]:
+        return None
+    return DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE, interval=REFRESH_DEADLINE,
+                         callback=AsyncCallback(IocNotifier), name="views_by_0600")
+
+
 def build_refresh_dag(sources: list[Source]) -> DAG:
     assets = [asset_for(s) for s in sources]
     condition = assets[0]
@@ -444,10 +460,7 @@ def build_refresh_dag(sources: list[Source]) -> DAG:
         max_active_runs=1,
         default_args={**_default_args(), "retries": 1, "retry_delay": dt.timedelta(minutes=1)},
         dagrun_timeout=REFRESH_RUN_TIMEOUT,
-        # Airflow 3's DeadlineAlert: the scheduler marks the run missed at 06:00 local and the
-        # triggerer sends the notice (notify.IocNotifier; manual runs and backfills are only logged).
-        deadline=DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE, interval=REFRESH_DEADLINE,
-                               callback=AsyncCallback(IocNotifier), name="views_by_0600"),
+        deadline=_views_deadline(),
         params={"as_of_date": AS_OF_PARAM},
         tags=["ioc", "views"],
         doc_md=REFRESH_DOC,
