@@ -147,7 +147,7 @@ def test_task_past_its_timeout_fails_naming_itself(airflow_env, make_database, t
 
 def test_lineage_events_link_the_source_to_its_core_table_and_the_ioc_views(airflow_env, make_database, tmp_path):
     """The OpenLineage provider's events of a real ingest_land run and the refresh, captured with
-    the file transport: land's SQL table -> core.land_certificate -> the ioc views."""
+    the file transport: land's SQL table -> core.land -> the ioc views."""
     from simulator import land as sim_land
 
     warehouse_dsn, sim_dsn = make_database("ioc_ops_lineage_wh"), make_database("ioc_ops_lineage_sim")
@@ -171,7 +171,7 @@ def test_lineage_events_link_the_source_to_its_core_table_and_the_ioc_views(airf
 
     wh = f"postgres://{_host_port(warehouse_dsn)}/{_db(warehouse_dsn)}"
     land_table = f"postgres://{_host_port(sim_dsn)}/{_db(sim_dsn)}.public.land_certificates"
-    core = f"{wh}.core.land_certificate"
+    core = f"{wh}.core.land"
     assert land_table in datasets("ingest_land.extract", "inputs")
     assert land_table in datasets("ingest_land.publish", "inputs")
     assert datasets("ingest_land.publish", "outputs") == {core}
