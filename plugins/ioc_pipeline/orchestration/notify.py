@@ -35,7 +35,11 @@ def one_line(text: Any, limit: int = 300) -> str:
 
 
 def failure_line(dag_id: str, run_id: str, task_id: str, reason: str) -> str:
-    return f"{dag_id} run {run_id} failed in task {task_id}: {one_line(reason)}"
+    """One line: every reason that fits in the short form (failure_text), then "(+N more)"."""
+    from ioc_pipeline import failure_text
+
+    reason = failure_text.short(reason) or "unknown error"
+    return f"{dag_id} run {run_id} failed in task {task_id}: {reason}"
 
 
 def failure_reason(context) -> str:
@@ -45,7 +49,7 @@ def failure_reason(context) -> str:
     if type(exc).__name__ == "AirflowTaskTimeout":
         limit = getattr(context.get("task"), "execution_timeout", None)
         return f"exceeded its time limit (execution_timeout {limit})" if limit else "exceeded its time limit"
-    return one_line(exc or "see the task log")
+    return str(exc or "see the task log")
 
 
 def source_of(dag_id: str | None) -> str | None:
@@ -90,9 +94,9 @@ class IocNotifier(BaseNotifier):
         ti = context.get("ti") or context.get("task_instance")
         if ti is not None:
             dag_id, run_id = ti.dag_id, context.get("run_id") or getattr(ti, "run_id", None)
-            reason = failure_reason(context)
-            return _payload("task_failed", source_of(dag_id), dag_id, run_id, ti.task_id, reason,
-                            failure_line(dag_id, run_id, ti.task_id, reason))
+            line = failure_line(dag_id, run_id, ti.task_id, failure_reason(context))
+            return _payload("task_failed", source_of(dag_id), dag_id, run_id, ti.task_id,
+                            line.split(": ", 1)[-1], line)
         log.warning("notice without a failed task, a deadline or an event: nothing sent")
         return None
 
