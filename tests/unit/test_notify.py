@@ -30,10 +30,12 @@ def failed_task_context(reason: str) -> dict:
 
 
 def test_failed_task_is_one_line_with_source_run_and_reason(endpoint):
-    notify.IocNotifier()(failed_task_context("HTTP 401: token refused\nTraceback (most recent call last): ..."))
+    notify.IocNotifier()(failed_task_context("HTTP 401: token refused\nsecond reason"))
 
     (call,) = endpoint.calls
-    assert call["text"] == "ingest_civil_status run manual__2026-11-20 failed in task extract: HTTP 401: token refused"
+    assert call["text"].startswith("ingest_civil_status run manual__2026-11-20 failed in task extract: "
+                                   "HTTP 401: token refused")
+    assert call["reason"].startswith("HTTP 401: token refused") and "\n" not in call["text"] + call["reason"]
     assert (call["event"], call["source"], call["dag_id"], call["task_id"]) == (
         "task_failed", "civil_status", "ingest_civil_status", "extract")
     assert "\n" not in json.dumps(call["text"]) and TOKEN not in json.dumps(call)
