@@ -1,6 +1,6 @@
 # The pipeline's image for docker-compose.yaml: Airflow 3.3.2 and the pipeline, installed from the
-# same pinned files as `make` (requirements.txt + constraints.txt), so the containers run exactly
-# the versions the tests ran. A plain Python base rather than apache/airflow: that image ships
+# runtime lock (requirements.lock: the same pins as `make`, with hashes, without the test tools),
+# so the containers run exactly the versions the tests ran. A plain Python base rather than apache/airflow: that image ships
 # providers pinned by Airflow's own constraints, which would be re-resolved against ours.
 FROM python:3.11-slim-bookworm
 
@@ -21,9 +21,9 @@ RUN useradd --uid 50000 --gid 0 --home-dir /opt/airflow --create-home --shell /b
 WORKDIR /opt/airflow
 
 # dependencies first: this layer is rebuilt only when the pins change
-COPY requirements.txt constraints.txt ./
+COPY requirements.lock ./
 RUN pip install pip==24.3.1 \
- && pip install -r requirements.txt -c constraints.txt
+ && pip install --require-hashes --no-deps -r requirements.lock
 
 COPY dags/ dags/
 COPY plugins/ plugins/

@@ -10,11 +10,12 @@ DATE ?=
 export GX_ANALYTICS_ENABLED := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test run ui stop lock clean help check-suite docs quarantine
+.PHONY: demo test lint run ui stop lock clean help check-suite docs quarantine
 
 help:
 	@echo "make demo              whole nightly pipeline on the embedded defaults, then the indicator table"
 	@echo "make test              the whole test suite"
+	@echo "make lint              ruff check (rules in pyproject.toml); .ci/run runs it before the tests"
 	@echo "make run DATE=YYYY-MM-DD   every ingest DAG, then refresh_ioc_views, for DATE"
 	@echo "make ui [IOC_UI_PORT=8080]   Airflow UI (airflow standalone) on the same configuration"
 	@echo "make check-suite SOURCE=civil_status [SUITE=file.json] [ROWS=5000]   lint a suite, then try it on a sample of the source"
@@ -27,11 +28,12 @@ help:
 	@echo "make bench-nightly         the nightly cycle and the view refresh at province scale"
 	@echo "make bench-web             the IOC page's server time with a year of history"
 
-$(STAMP): requirements.txt constraints.txt
+# The runtime, every package pinned with its hashes (requirements.lock, `make lock`).
+$(STAMP): requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==24.3.1
-	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -60,19 +62,27 @@ quarantine: $(STAMP)
 stop: $(STAMP)
 	$(PY) scripts/pipeline.py stop
 
-# Test-only tools (requirements-dev.txt: selenium for the IOC page's browser test); not for make demo.
-$(DEV_STAMP): $(STAMP) requirements-dev.txt constraints.txt
-	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+# Test and lint tools on top (requirements-dev.txt, locked with hashes in requirements-dev.lock); not for make demo.
+$(DEV_STAMP): $(STAMP) requirements-dev.lock
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
 	touch $(DEV_STAMP)
 
 test: $(DEV_STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
 
-# Re-pin after editing requirements.txt: resolves in a scratch venv, writes constraints.txt.
+lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check .
+
+# Re-pin after editing requirements*.txt: pip-tools (its pin in requirements-dev.txt) resolves with
+# pip's own index settings and writes every package with the hashes of every file of its version:
+# requirements.lock (runtime: the image) and requirements-dev.lock (runtime + tests: `make`).
+# Pins already in a lock are kept when still allowed; delete the lock to re-resolve from scratch.
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
 lock:
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
-	.lockvenv/bin/pip install --quiet -r requirements.txt
-	.lockvenv/bin/pip freeze --exclude-editable > constraints.txt
+	.lockvenv/bin/pip install --quiet pip==24.3.1 $$(grep -E '^pip-tools==' requirements-dev.txt)
+	.lockvenv/bin/pip-compile $(LOCK_FLAGS) --output-file requirements.lock requirements.txt
+	.lockvenv/bin/pip-compile $(LOCK_FLAGS) --output-file requirements-dev.lock requirements-dev.txt
 	rm -rf .lockvenv
 
 clean: stop

@@ -326,6 +326,8 @@ def main() -> int:
         log(f"metadata database {meta_db}, broker {args.redis_url} queue {queue}, AIRFLOW_HOME {tmp / 'airflow'}")
         t_db = time.monotonic()
         _airflow("db", "migrate", logdir=logdir)
+        subprocess.run([sys.executable, "-m", "ioc_pipeline.orchestration.pools"], check=True,
+                       stdout=subprocess.DEVNULL)   # the REST sources' pools, before the scheduler starts
         log(f"airflow db migrate: {time.monotonic() - t_db:.0f}s")
         for comp in components(api_port=api_port, queue=queue, concurrency=args.concurrency,
                                worker_name=f"{queue}@%h"):

@@ -70,6 +70,12 @@ def airflow_env() -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "plugins"), str(REPO), os.environ.get("PYTHONPATH")]))
     if "AIRFLOW_VAR_IOC_PII_KEY" not in os.environ:
         os.environ["AIRFLOW_VAR_IOC_PII_KEY"] = _secret(PII_KEY_FILE)
+    # OpenLineage events of every task (orchestration/lineage.py), appended to a local file
+    os.environ.setdefault("AIRFLOW__OPENLINEAGE__EXTRACTORS", "ioc_pipeline.orchestration.lineage.IocTaskExtractor")
+    os.environ.setdefault("AIRFLOW__OPENLINEAGE__NAMESPACE", "ioc")
+    (DATA / "lineage").mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("AIRFLOW__OPENLINEAGE__TRANSPORT", json.dumps(
+        {"type": "file", "log_file_path": str(DATA / "lineage" / "openlineage.jsonl"), "append": True}))
 
 
 def _conn_json(**kw) -> str:
@@ -215,6 +221,8 @@ def airflow_db() -> None:
     t0 = time.monotonic()
     log(f"airflow: preparing its metadata database in {DATA / 'airflow'} (airflow db migrate)")
     subprocess.run(["airflow", "db", "migrate"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # the REST sources' pools (orchestration/pools.py): a task in a missing pool is never scheduled
+    subprocess.run([sys.executable, "-m", "ioc_pipeline.orchestration.pools"], check=True, stdout=subprocess.DEVNULL)
     log(f"airflow: metadata database ready ({time.monotonic() - t0:.0f}s)")
 
 

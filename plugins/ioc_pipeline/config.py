@@ -22,6 +22,10 @@ SQL_DIR = INCLUDE_DIR / "sql"
 EXPECTATIONS_DIR = INCLUDE_DIR / "expectations"
 
 WAREHOUSE_CONN_ID = "ioc_warehouse"
+# Assets are fixed at parse time, before any connection is read: they name a warehouse table by
+# the warehouse's logical host and database (the OpenLineage events carry the real address).
+WAREHOUSE_ASSET_AUTHORITY = "ioc-warehouse:5432"
+WAREHOUSE_ASSET_DB = "ioc"
 LOCAL_TZ = "Asia/Ho_Chi_Minh"
 DEFAULT_PROVINCE_CODE = "48"  # demo default (operations.md): Da Nang, incl. former Quang Nam
 
@@ -61,6 +65,12 @@ class PgParams:
         return f"postgresql+psycopg2://{auth}@{self.host}{port}/{quote(self.dbname)}"
 
 
+def warehouse_asset_uri(qualified_table: str) -> str:
+    """The Asset URI of a warehouse table (`schema.table`), in the standard postgres scheme."""
+    schema, table = qualified_table.split(".", 1)
+    return f"postgres://{WAREHOUSE_ASSET_AUTHORITY}/{WAREHOUSE_ASSET_DB}/{schema}/{table}"
+
+
 def _libpq_escape(value: str) -> str:
     return str(value).replace("\\", "\\\\").replace("'", "\\'")
 
@@ -71,7 +81,7 @@ def get_connection(conn_id: str):
 
     try:
         return Connection.get(conn_id)
-    except Exception as exc:  # the SDK raises its own not-found type, which moved between versions
+    except Exception as exc:  # noqa: BLE001 - the SDK raises its own not-found type, which moved between versions
         raise ConfigError(
             f"connection '{conn_id}' is not defined: set AIRFLOW_CONN_{conn_id.upper()} "
             f"or add it in a secrets backend ({type(exc).__name__})"
@@ -110,7 +120,7 @@ def get_variable(name: str, default: str | None = None) -> str | None:
 
     try:
         return Variable.get(name)
-    except Exception:
+    except Exception:  # noqa: BLE001 - not set (or unreadable): the default
         return default
 
 

@@ -34,6 +34,7 @@ from simulator.server import make_server
 from tests.integration.test_land import expected_values as land_expected
 from tests.integration.test_simulator_tuition import expected_values as tuition_expected
 from tests.integration.test_simulator_public_services import expected_values as public_services_expected
+from tests.alert_endpoint import AlertEndpoint
 from tests.integration.warehouse_helpers import all_text_values, find_leaks
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -172,32 +173,6 @@ def check_files(stack, as_of: dt.date) -> None:
         num, den, value, as_of_date = actual[key]
         expected_value = pct(e_num, e_den) if e_den is not None else e_num
         assert (num, den, value, as_of_date) == (e_num, e_den, expected_value, as_of), key
-
-
-class _Webhook:
-    """A real local HTTP endpoint that records the JSON bodies posted to it."""
-
-    def __init__(self):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        calls = self.calls = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server API
-                calls.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/alert"
-
-    def close(self):
-        self._server.shutdown()
-        self._server.server_close()
 
 
 def make_run(stack, date: dt.date, timeout: float = 1200) -> subprocess.CompletedProcess:
@@ -402,8 +377,8 @@ def test_wrong_token_fails_the_dag_with_one_clear_line_and_keeps_views(stack):
     env = dict(stack["env"])
     conn = json.loads(env["AIRFLOW_CONN_SECTOR_CIVIL_STATUS"])
     env["AIRFLOW_CONN_SECTOR_CIVIL_STATUS"] = json.dumps({**conn, "password": "wrong"})
-    hook = _Webhook()
-    env["IOC_ALERT_WEBHOOK"] = hook.url
+    hook = AlertEndpoint()
+    env["AIRFLOW_CONN_IOC_ALERTS"] = hook.conn_json()
     run = subprocess.run([sys.executable, str(REPO / "scripts" / "pipeline.py"), "run", D2.isoformat()],
                          env=env, cwd=REPO, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 1
@@ -420,7 +395,7 @@ def test_wrong_token_fails_the_dag_with_one_clear_line_and_keeps_views(stack):
     assert status == "failed" and "refused" in error
     # the failed batch called the webhook exactly once, naming source, run and reason, no secret
     hook.close()
-    civil = [c for c in hook.calls if c.get("source") == "civil_status"]
+    civil = [c for c in hook.calls if c.get("source") == "civil_status" and c["event"] == "task_failed"]
     assert len(civil) == 1, hook.calls
     call = civil[0]
     assert call["source"] == "civil_status" and call["dag_id"] == "ingest_civil_status"

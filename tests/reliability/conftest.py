@@ -8,7 +8,7 @@ import pytest
 
 from simulator import civil_status, land, population, public_services, tuition
 from simulator.server import make_server
-from tests.reliability.support import point_sources
+from tests.reliability.support import http_conn_json, point_sources
 
 TOKEN = "reliability-token-5b1e"
 SIM_UNTIL = __import__("datetime").date(2026, 11, 20)
@@ -49,3 +49,14 @@ def civil_sim(make_database, monkeypatch):
     sim_dsn = make_database("ioc_rel_sim")
     civil_status.generate(sim_dsn, until=SIM_UNTIL, records=1500, seed=11)
     yield from _serve(sim_dsn, monkeypatch)
+
+
+@pytest.fixture
+def raw_source(monkeypatch):
+    """civil_status served by a RawSource (test_hostile_input.py): one fixed page body, bytes as given."""
+    from tests.reliability.test_hostile_input import RawSource
+
+    src = RawSource("raw-token")
+    monkeypatch.setenv("AIRFLOW_CONN_SECTOR_CIVIL_STATUS", http_conn_json(src.port, "raw-token"))
+    yield src
+    src.close()

@@ -20,7 +20,7 @@ import pytest
 from ioc_pipeline.extract.rest import SourceError
 from tests.integration.test_batch_civil_status import rec
 from tests.integration.warehouse_helpers import all_text_values, find_leaks, migrated
-from tests.reliability.support import http_conn_json, rows, run_source, scalar
+from tests.reliability.support import rows, run_source, scalar
 
 pytestmark = pytest.mark.integration
 
@@ -198,14 +198,6 @@ class RawSource:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture
-def raw_source(monkeypatch):
-    src = RawSource("raw-token")
-    monkeypatch.setenv("AIRFLOW_CONN_SECTOR_CIVIL_STATUS", http_conn_json(src.port, "raw-token"))
-    yield src
-    src.close()
 
 
 FILLER = [rec(f"G{i}", subject_cccd=f"048225{i:06d}") for i in range(60)]

@@ -17,7 +17,7 @@ import pytest
 
 from simulator.faults import Faults
 from simulator.server import make_server
-from tests.e2e.test_pipeline_end_to_end import _Webhook
+from tests.alert_endpoint import AlertEndpoint
 from tests.integration.warehouse_helpers import find_leaks
 from tests.reliability.conftest import TOKEN, generate_all
 from tests.reliability.support import REPO, SOURCES, conn_json, http_conn_json, rows
@@ -31,7 +31,7 @@ PII_KEY = "reliability-pii-key-3f0e77aa"
 PLANTED_ID = "048197000321"
 
 
-def airflow_env(tmp_path, warehouse_dsn, sim_dsn, port, webhook, key=PII_KEY) -> dict:
+def airflow_env(tmp_path, warehouse_dsn, sim_dsn, port, alerts_conn, key=PII_KEY) -> dict:
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
@@ -46,7 +46,7 @@ def airflow_env(tmp_path, warehouse_dsn, sim_dsn, port, webhook, key=PII_KEY) ->
         "AIRFLOW_CONN_IOC_WAREHOUSE": conn_json(warehouse_dsn, password=DB_PASSWORD),
         "AIRFLOW_VAR_IOC_PII_KEY": key,
         "IOC_PROVINCE_CODE": "48",
-        "IOC_ALERT_WEBHOOK": webhook,
+        "AIRFLOW_CONN_IOC_ALERTS": alerts_conn,
     }
     for code in ("civil_status", "population", "public_services"):
         env[f"AIRFLOW_CONN_SECTOR_{code.upper()}"] = http_conn_json(port, TOKEN)
@@ -80,8 +80,8 @@ def run_with_faults(make_database, tmp_path):
            "updated_at": STAMP})
     server = make_server(sim_dsn, port=0, token=TOKEN, faults=Faults(unavailable=0.1, throttled=0.1, seed=4))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    hook = _Webhook()
-    env = airflow_env(tmp_path, warehouse_dsn, sim_dsn, server.server_address[1], hook.url)
+    hook = AlertEndpoint()
+    env = airflow_env(tmp_path, warehouse_dsn, sim_dsn, server.server_address[1], hook.conn_json())
     logdir = tmp_path / "out"
     logdir.mkdir()
     subprocess.run(["airflow", "db", "migrate"], env=env, cwd=REPO, check=True, capture_output=True, timeout=300)
@@ -158,14 +158,15 @@ def check_no_clear_id_secret_or_key_anywhere(run_with_faults):
 
 def check_failed_batch_called_the_webhook_once_without_personal_data(run_with_faults):
     r = run_with_faults
-    calls = [c for c in r["hook"].calls if c.get("source") == "tuition"]
+    failures = [c for c in r["hook"].calls if c["event"] == "task_failed"]   # besides stale-source notices
+    calls = [c for c in failures if c.get("source") == "tuition"]
     assert len(calls) == 1, r["hook"].calls
     call = calls[0]
     assert call["dag_id"] == "ingest_tuition" and call["run_id"] and "quarantine share" in call["reason"]
     assert call["text"].startswith("ingest_tuition run ") and "\n" not in call["text"]
     ids, names = clear_personal_values(r["sim"])
     assert find_leaks([json.dumps(c) for c in r["hook"].calls], ids, names) == []
-    assert [c["source"] for c in r["hook"].calls] == ["tuition"]   # the other sources loaded
+    assert [c["source"] for c in failures] == ["tuition"]   # the other sources loaded
     (status, error), = rows(r["warehouse"], "SELECT last_status, last_error FROM ioc.source_freshness"
                                             " WHERE source_code = 'tuition'")
     assert status == "failed" and "quarantine share" in error

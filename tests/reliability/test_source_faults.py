@@ -101,20 +101,37 @@ def test_records_moving_between_pages_every_time_fail_after_three_extractions(ci
     assert scalar(empty_db, "SELECT count(*) FROM core.civil_status") == 0
 
 
-def test_zero_rows_where_the_source_reported_many_fails_the_batch(empty_db, monkeypatch):
-    from tests.reliability.test_hostile_input import RawSource
-
-    src = RawSource("raw-token")
-    monkeypatch.setenv("AIRFLOW_CONN_SECTOR_CIVIL_STATUS", http_conn_json(src.port, "raw-token"))
-    src.page([], total=500)
-    conn = migrated(empty_db)
+def run_civil_status(dsn: str, run_id: str):
+    conn = migrated(dsn)
     try:
-        with pytest.raises(batch.BatchFailed):
-            run_source(conn, empty_db, "civil_status", D, "empty", **FAST)
+        return run_source(conn, dsn, "civil_status", D, run_id, **FAST)
     finally:
         conn.close()
-        src.close()
+
+
+def test_zero_rows_where_the_source_reported_many_fails_the_batch(empty_db, raw_source):
+    raw_source.page([], total=500)
+    with pytest.raises(batch.BatchFailed):
+        run_civil_status(empty_db, "empty")
     one_line(last_batch(empty_db)[1], "0 distinct keys received, the source reported 500", "nothing was loaded")
+
+
+@pytest.mark.parametrize("distinct, loads", [(1001, True), (1000, False)], ids=["keys_complete", "key_missing"])
+def test_page_longer_than_page_size_loads_when_its_keys_are_complete(empty_db, raw_source, distinct, loads):
+    """1001 items on a page of size 1000: page_size bounds the request only; the distinct keys
+    against total_items decide (one key served twice and another missing still fails)."""
+    from tests.integration.test_batch_civil_status import rec
+
+    raw_source.page([rec(f"K{i % distinct}", subject_cccd=f"048225{i % distinct:06d}") for i in range(1001)],
+                    total=1001)
+    if loads:
+        _, stats, published = run_civil_status(empty_db, "long-page")
+        assert (stats.rows_read, stats.distinct_keys, published["rows_loaded"]) == (1001, 1001, 1001)
+        return
+    with pytest.raises(batch.BatchFailed):
+        run_civil_status(empty_db, "long-page")
+    one_line(last_batch(empty_db)[1], "1000 distinct keys received, the source reported 1001", "nothing was loaded")
+    assert scalar(empty_db, "SELECT count(*) FROM core.civil_status") == 0
 
 
 def test_unknown_extra_field_is_loaded_and_reported_as_drift(civil_sim, empty_db):

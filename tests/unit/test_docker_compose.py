@@ -154,11 +154,11 @@ def test_dockerfile_installs_the_pinned_files_and_copies_what_exists():
     lines = [ln.strip() for ln in (REPO / "Dockerfile").read_text().splitlines()]
     base = next(ln.split()[1] for ln in lines if ln.startswith("FROM "))
     assert base.startswith(("python:3.11", "apache/airflow:3.3.2-python3.11"))
-    assert any("pip install -r requirements.txt -c constraints.txt" in ln for ln in lines)
+    assert any("pip install --require-hashes --no-deps -r requirements.lock" in ln for ln in lines)
     copied = [src for ln in lines if ln.startswith("COPY ") for src in ln.split()[1:-1]]
     for src in copied:
         assert (REPO / src).exists(), f"Dockerfile copies {src}, which is not in the repository"
-    for needed in ("dags/", "plugins/", "include/", "simulator/", "scripts/", "requirements.txt", "constraints.txt"):
+    for needed in ("dags/", "plugins/", "include/", "simulator/", "scripts/", "requirements.lock"):
         assert needed in copied
     ignored = (REPO / ".dockerignore").read_text().split()
     assert not any(src.rstrip("/") in ignored for src in copied), "the Dockerfile copies an ignored path"

@@ -114,7 +114,7 @@ class Source:
 
     @property
     def asset_uri(self) -> str:
-        return f"ioc://warehouse/{self.core_table}"
+        return config.warehouse_asset_uri(self.core_table)
 
     @property
     def suite_path(self) -> Path:

@@ -1,7 +1,7 @@
 """The as-of date D of a run, resolved once by the kind of run (operations.md, "DAGs").
 
 Never from data_interval_* or ds: asset-triggered runs have no data interval, and a
-nightly run reports the day before it ran.
+nightly run (and a backfill run standing for one) reports the day before it ran.
 """
 from __future__ import annotations
 
@@ -47,9 +47,11 @@ def resolve(run_type: str, *, param: Any = None, logical_date: dt.datetime | Non
         if not dates:
             raise AsOfError("asset-triggered run without an as_of_date in its triggering asset events")
         return max(dates)
-    if run_type == "scheduled":
+    if run_type in ("scheduled", "backfill"):
+        # a backfill run stands for the nightly run of its schedule slot (`airflow backfill create`
+        # gives it that slot's run_after): it reports the same day the scheduled run would have
         if run_after is None:
-            raise AsOfError("scheduled run without run_after")
+            raise AsOfError(f"{run_type} run without run_after")
         return local_date(run_after) - dt.timedelta(days=1)
     moment = logical_date or run_after
     if moment is None:

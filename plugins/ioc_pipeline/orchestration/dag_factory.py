@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 
 import pendulum
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
+from airflow.sdk import (DAG, Asset, AssetOrTimeSchedule, AsyncCallback, CronTriggerTimetable, DeadlineAlert,
+                         DeadlineReference, Param, task)
 
 from ioc_pipeline.declaration import catalog
 from ioc_pipeline.orchestration import dag_docs
 from ioc_pipeline.declaration.catalog import Source
 from ioc_pipeline.config import LOCAL_TZ
+from ioc_pipeline.orchestration import pools
+from ioc_pipeline.orchestration.notify import IocNotifier
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,30 @@ OWNER = "ioc-data-engineering"
 START = pendulum.datetime(2025, 1, 1, tz=LOCAL_TZ)
 INGEST_CRON = "30 0 * * *"    # 00:30 local: the night after day D reports day D
 REFRESH_CRON = "30 2 * * *"   # fallback when no ingest published
+# The views of D must be refreshed by 06:00 local on D+1. The nightly refresh run's logical date is
+# 02:30 local on D+1 (CronTriggerTimetable), so its deadline is that date + 3 h 30 min.
+REFRESH_DEADLINE = dt.timedelta(hours=6) - dt.timedelta(hours=2, minutes=30)
+
+# Limits from the measured durations (docs/performance.md): a nightly delta takes seconds per task
+# (12.7 s for the whole province cycle); the long case is a source's first load of its whole
+# history: 1M REST rows in 129 s end to end (extract 58 s, validate 41 s, publish 23 s). The
+# limits leave room for a 10M-row history on a busy machine; a task past its limit fails naming
+# itself (AirflowTaskTimeout) and notifies like any failure.
+TASK_TIMEOUTS = {
+    "begin": dt.timedelta(minutes=15),          # migrations, reference data on a new warehouse
+    "extract": dt.timedelta(hours=2),
+    "validate": dt.timedelta(hours=1),
+    "publish": dt.timedelta(hours=1),
+    "cleanup": dt.timedelta(minutes=10),
+    "load_files": dt.timedelta(hours=2),
+    "finish": dt.timedelta(minutes=5),
+    "refresh_views": dt.timedelta(minutes=30),  # 1.3 s at province scale
+    "reconcile": dt.timedelta(minutes=30),
+    "build_data_docs": dt.timedelta(minutes=30),
+    "notify_freshness": dt.timedelta(minutes=5),
+}
+INGEST_RUN_TIMEOUT = dt.timedelta(hours=5)   # a 00:30 nightly run ends before the 06:00 deadline
+REFRESH_RUN_TIMEOUT = dt.timedelta(hours=1)
 AS_OF_PARAM = Param(None, type=["null", "string"], format="date",
                     description="As-of date D (YYYY-MM-DD); empty: the run's own date rule")
 REPLAY_PARAM = Param(None, type=["null", "integer"], minimum=1,
@@ -35,7 +63,9 @@ REPLAY_PARAM = Param(None, type=["null", "integer"], minimum=1,
 
 
 def asset_for(source: Source) -> Asset:
-    return Asset(name=f"warehouse_{source.code}", uri=source.asset_uri, group="ioc_warehouse")
+    """The source's core table as an Asset, named by the table. (Name and URI changed together from
+    `warehouse_<code>` / `ioc://`: a metadata DB holding the old ones has no name clash.)"""
+    return Asset(name=source.core_table, uri=source.asset_uri, group="ioc_warehouse")
 
 
 def landing_asset(source: Source) -> Asset:
@@ -50,15 +80,15 @@ def landing_asset(source: Source) -> Asset:
                                         trigger=LandingDeliveryTrigger(source_code=source.code))])
 
 
-def _on_failure(context) -> None:
-    """Task failure callback: record the failed batch, then notify in one line."""
+def _record_failure(context) -> None:
+    """Task failure callback: record the failed batch (the notice follows: notify.IocNotifier)."""
     from ioc_pipeline.ingest import batch, runner
-    from ioc_pipeline.orchestration import notify
     from ioc_pipeline import warehouse
+    from ioc_pipeline.orchestration import notify
 
     ti = context["ti"]
     dag_id = ti.dag_id
-    reason = str(context.get("exception") or "see the task log")
+    reason = notify.failure_reason(context)
     if dag_id.startswith("ingest_"):
         plan = ti.xcom_pull(task_ids="begin")
         if plan:
@@ -68,10 +98,6 @@ def _on_failure(context) -> None:
                 elif ti.task_id != "finish":  # finish only reports what finish_run recorded, file by file
                     with warehouse.transaction(ses.conn) as cur:  # a file source's run: its batches recorded their own outcome
                         batch.fail_run(cur, plan["run_key"], f"{ti.task_id}: {reason}")
-    line = notify.failure_line(dag_id, context["run_id"], ti.task_id, reason)
-    notify.send(line, {"dag_id": dag_id, "run_id": context["run_id"], "task_id": ti.task_id,
-                       "source": dag_id.removeprefix("ingest_") if dag_id.startswith("ingest_") else None,
-                       "reason": line.split(": ", 1)[-1]})
 
 
 def _fail_now_if_permanent(exc: Exception) -> None:
@@ -108,14 +134,20 @@ def _default_args() -> dict:
     return {
         "owner": OWNER,
         "retries": 0,
-        "on_failure_callback": _on_failure,
+        "on_failure_callback": [_record_failure, IocNotifier()],
+        "execution_timeout": max(TASK_TIMEOUTS.values()),  # each task's own below
     }
+
+
+def _limits(task_id: str, **kw) -> dict:
+    """@task keyword arguments carrying the task's timeout."""
+    return {"task_id": task_id, "execution_timeout": TASK_TIMEOUTS[task_id], **kw}
 
 
 def _ingest_dag(source: Source, **kwargs) -> DAG:
     """What every ingest DAG shares (operations.md: owner, tags, one run at a time, callback)."""
     return DAG(dag_id=source.dag_id, start_date=START, catchup=False, max_active_runs=1,
-               default_args=_default_args(), tags=[f"sector:{source.sector}", f"kind:{source.kind}", "ingest"],
+               default_args=_default_args(), dagrun_timeout=INGEST_RUN_TIMEOUT, tags=[f"sector:{source.sector}", f"kind:{source.kind}", "ingest"],
                **kwargs)
 
 
@@ -134,7 +166,7 @@ def build_file_ingest_dag(source: Source) -> DAG:
         doc_md=dag_docs.file_doc(source, INGEST_CRON),
     ) as dag:
 
-        @task
+        @task(**_limits("begin"))
         def begin(**context) -> dict:
             """Migrate, resolve the as-of date, open the run, list the deliveries to load."""
             from ioc_pipeline.orchestration import asof
@@ -154,7 +186,8 @@ def build_file_ingest_dag(source: Source) -> DAG:
                     raise
             return {"run_key": run_key, "as_of_date": as_of.isoformat(), "deliveries": [d.to_xcom() for d in todo]}
 
-        @task(outlets=[outlet], retries=2, retry_delay=dt.timedelta(minutes=1), retry_exponential_backoff=True)
+        @task(**_limits("load_files"), outlets=[outlet], retries=2, retry_delay=dt.timedelta(minutes=1),
+              retry_exponential_backoff=True)
         def load_files(plan: dict, **context) -> dict:
             """Load each delivery as its own batch; a failed file does not stop the others."""
             from ioc_pipeline.orchestration import asof
@@ -172,7 +205,7 @@ def build_file_ingest_dag(source: Source) -> DAG:
                 **{k: v for k, v in result.items() if k != "failures"}}
             return result
 
-        @task
+        @task(**_limits("finish"))
         def finish(result: dict) -> None:
             """Fail the run if any file failed, naming each failed file on its own line (the others loaded)."""
             from airflow.sdk.exceptions import AirflowFailException
@@ -194,7 +227,7 @@ def build_ingest_dag(source: Source) -> DAG:
         doc_md=dag_docs.ingest_doc(source, INGEST_CRON),
     ) as dag:
 
-        @task
+        @task(**_limits("begin"))
         def begin(**context) -> dict:
             """Migrate, resolve the as-of date, open the run and its batch, create staging."""
             from ioc_pipeline.orchestration import asof
@@ -214,7 +247,8 @@ def build_ingest_dag(source: Source) -> DAG:
                     raise
             return plan.to_xcom()
 
-        @task(retries=2, retry_delay=dt.timedelta(minutes=1), retry_exponential_backoff=True,
+        @task(**_limits("extract", **({"pool": pools.pool_for(source)} if pools.pool_for(source) else {})),
+              retries=2, retry_delay=dt.timedelta(minutes=1), retry_exponential_backoff=True,
               max_retry_delay=dt.timedelta(minutes=10))
         def extract(plan: dict) -> dict:
             """Extract the window into staging and dedupe it (retried with backoff: network step)."""
@@ -227,7 +261,7 @@ def build_ingest_dag(source: Source) -> DAG:
                     _fail_now_if_permanent(exc)
                     raise
 
-        @task
+        @task(**_limits("validate"))
         def validate(plan: dict, extracted: dict) -> dict:
             """Run the source's expectation suite inside PostgreSQL; quarantine or fail."""
             from ioc_pipeline.ingest import runner
@@ -235,7 +269,7 @@ def build_ingest_dag(source: Source) -> DAG:
             with runner.session() as ses:
                 return runner.check(ses, source, plan)
 
-        @task(outlets=[outlet])
+        @task(**_limits("publish"), outlets=[outlet])
         def publish(plan: dict, validated: dict, **context) -> dict:
             """Quarantine, merge, audit ledger and watermark in one transaction; publish the Asset."""
             from ioc_pipeline.ingest import runner
@@ -246,7 +280,7 @@ def build_ingest_dag(source: Source) -> DAG:
                                                       "batch_id": plan["batch_id"], **result}
             return result
 
-        @task
+        @task(**_limits("cleanup"))
         def cleanup(plan: dict) -> None:
             """Drop the batch's staging tables, whatever the outcome (teardown)."""
             from ioc_pipeline.ingest import runner
@@ -262,6 +296,19 @@ def build_ingest_dag(source: Source) -> DAG:
     return dag
 
 
+def _views_deadline() -> DeadlineAlert | None:
+    """Airflow 3's DeadlineAlert: the scheduler marks the nightly run missed at 06:00 local and the
+    triggerer sends the notice (notify.IocNotifier; manual runs and backfills are only logged).
+
+    Not under `airflow dags test` (make run, make demo): Airflow 3.3.2 fails a succeeding test run
+    of a DAG with a deadline (its in-memory DAG holds the alerts where DagRun.update_state looks
+    up their database ids), and no scheduler evaluates deadlines there anyway."""
+    if sys.argv[1:3] == ["dags", "test"]:
+        return None
+    return DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE, interval=REFRESH_DEADLINE,
+                         callback=AsyncCallback(IocNotifier), name="views_by_0600")
+
+
 def build_refresh_dag(sources: list[Source]) -> DAG:
     assets = [asset_for(s) for s in sources]
     condition = assets[0]
@@ -275,12 +322,14 @@ def build_refresh_dag(sources: list[Source]) -> DAG:
         catchup=False,
         max_active_runs=1,
         default_args={**_default_args(), "retries": 1, "retry_delay": dt.timedelta(minutes=1)},
+        dagrun_timeout=REFRESH_RUN_TIMEOUT,
+        deadline=_views_deadline(),
         params={"as_of_date": AS_OF_PARAM},
         tags=["ioc", "views"],
         doc_md=dag_docs.refresh_doc(REFRESH_CRON),
     ) as dag:
 
-        @task
+        @task(**_limits("refresh_views"))
         def refresh_views(**context) -> dict:
             """Recompute every indicator for the as-of date in one transaction."""
             from ioc_pipeline.orchestration import asof
@@ -295,7 +344,7 @@ def build_refresh_dag(sources: list[Source]) -> DAG:
             finally:
                 conn.close()
 
-        @task
+        @task(**_limits("reconcile"))
         def reconcile(**context) -> dict:
             """Cross-source warnings (deaths before payments and visits) per commune; flags never fail it."""
             from ioc_pipeline.orchestration import asof
@@ -308,7 +357,7 @@ def build_refresh_dag(sources: list[Source]) -> DAG:
             finally:
                 conn.close()
 
-        @task
+        @task(**_limits("build_data_docs"))
         def build_data_docs() -> str:
             """Rebuild the data-quality report (Data Docs), also after a failed refresh. A teardown:
             its failure is red and notified, but the run's state stays that of the views."""
@@ -321,7 +370,21 @@ def build_refresh_dag(sources: list[Source]) -> DAG:
             finally:
                 conn.close()
 
-        refresh_views() >> reconcile() >> build_data_docs().as_teardown()   # teardown: runs when all done
+        @task(**_limits("notify_freshness"), trigger_rule="all_done")
+        def notify_freshness(**context) -> list:
+            """A notice when a source turns stale in ioc.source_freshness, and when it recovers (once each)."""
+            from ioc_pipeline import warehouse
+            from ioc_pipeline.orchestration import freshness
+
+            conn = warehouse.connect()
+            try:
+                return freshness.notify_turns(conn, context["run_id"])
+            finally:
+                conn.close()
+
+        refreshed = refresh_views()
+        refreshed >> reconcile() >> build_data_docs().as_teardown()   # teardown: runs when all done
+        refreshed >> notify_freshness()
     return dag
 
 
