@@ -539,11 +539,13 @@ def publish(conn, source: Source, plan: BatchPlan, *, finish_run: bool = True) -
             ).format(key_expr=key_expr, record_date_col=record_date_col, value_expr=value_expr, t=t, rj=rj),
                 {"source": source.code, "batch": plan.batch_id})
             quarantined = cur.rowcount
-            # the same rejection again (a re-run of the date, a snapshot asked again): keep one
+            # the same rejection again (a re-run of the date, a snapshot asked again): keep one.
+            # Equal digests first (indexed, migration 035), then the columns themselves.
             cur.execute(
                 """DELETE FROM quarantine.rejected_row o USING quarantine.rejected_row n
                     WHERE n.source_code = %(source)s AND n.batch_id = %(batch)s
-                      AND o.source_code = n.source_code AND o.batch_id <> n.batch_id
+                      AND o.source_code = %(source)s AND o.rejection_digest = n.rejection_digest
+                      AND o.batch_id <> n.batch_id
                       AND o.business_key IS NOT DISTINCT FROM n.business_key
                       AND o.record_date IS NOT DISTINCT FROM n.record_date
                       AND o.reasons = n.reasons AND o.failing_values = n.failing_values""",
