@@ -22,6 +22,7 @@ import psycopg2
 from psycopg2 import sql
 
 from ioc_pipeline import config
+from ioc_pipeline.ingest import rows
 from ioc_pipeline.ingest.batch import BatchFailed, BatchPlan
 from ioc_pipeline.declaration.catalog import Source
 
@@ -68,21 +69,41 @@ def plan_columns(source: Source, present: list[str], schema: str, table: str) ->
     return source.field_names + extra
 
 
-def window_query(source: Source, schema: str, table: str, columns: list[str], plan: BatchPlan) -> tuple[sql.Composed, dict]:
-    """SELECT every column ::text over the plan's window, in a stable order."""
+def window_query(source: Source, schema: str, table: str, columns: list[str], plan: BatchPlan,
+                 select: sql.Composable | None = None) -> tuple[sql.Composed, dict]:
+    """SELECT every column ::text (or `select`) over the plan's window, in a stable order."""
     if not source.watermark:
         raise BatchFailed(f"{source.code}: an SQL source needs a watermark column in the catalog")
     wm = sql.Identifier(source.watermark)
-    select = sql.SQL(", ").join(
-        sql.SQL("{c}::text AS {c}").format(c=sql.Identifier(c)) for c in columns)
+    if select is None:
+        select = sql.SQL(", ").join(
+            sql.SQL("{c}::text AS {c}").format(c=sql.Identifier(c)) for c in columns)
     conds = [sql.SQL("{wm} < %(until)s::timestamptz").format(wm=wm)]
     params = {"until": plan.window_end}
     if plan.window_start:
         conds.append(sql.SQL("{wm} >= %(since)s::timestamptz").format(wm=wm))
         params["since"] = plan.window_start
-    order = sql.SQL(", ").join(map(sql.Identifier, (source.watermark, *source.key)))
     query = sql.SQL("SELECT {select} FROM {t} WHERE {conds} ORDER BY {order}").format(
-        select=select, t=sql.Identifier(schema, table), conds=sql.SQL(" AND ").join(conds), order=order)
+        select=select, t=sql.Identifier(schema, table), conds=sql.SQL(" AND ").join(conds), order=_order(source))
+    return query, params
+
+
+def _order(source: Source) -> sql.Composable:
+    return sql.SQL(", ").join(map(sql.Identifier, (source.watermark, *source.key)))
+
+
+def copy_query(source: Source, schema: str, table: str, plan: BatchPlan) -> tuple[sql.Composed, dict]:
+    """The window as staging rows, for COPY TO: a row number in window order, the as-of date and
+    province, then one column per contract field, `::text`, a value of whitespace only as NULL
+    (rows.clean_text's rule), a personal name as its presence marker. Extra columns stay behind."""
+    cols = [sql.SQL("row_number() OVER (ORDER BY {})").format(_order(source)),
+            sql.SQL("%(as_of)s"), sql.SQL("%(province)s")]
+    for f in source.fields:
+        c = sql.Identifier(f.name)
+        value = sql.Literal(rows.REDACTED) if f.pii == "name" else sql.SQL("{}::text").format(c)
+        cols.append(sql.SQL("CASE WHEN btrim({c}::text, %(ws)s) <> '' THEN {v} END").format(c=c, v=value))
+    query, params = window_query(source, schema, table, [], plan, select=sql.SQL(", ").join(cols))
+    params.update(as_of=plan.as_of_date, province=plan.province_code, ws=rows.WHITESPACE)
     return query, params
 
 
@@ -99,20 +120,64 @@ def connect(source: Source):
                              f"'{source.connection}': {str(exc).strip().splitlines()[0]}") from None
 
 
+def _open(source: Source, schema: str, table: str):
+    """A read-only connection with the session rules, and the table's columns (contract first)."""
+    conn = connect(source)
+    try:
+        conn.set_session(readonly=True, autocommit=False)
+        with conn.cursor() as cur:
+            cur.execute("SET LOCAL statement_timeout = %s", (STATEMENT_TIMEOUT,))
+            # Deterministic ::text of dates and instants whatever the server's defaults.
+            cur.execute("SET LOCAL DateStyle = 'ISO, YMD'")
+            cur.execute("SET LOCAL TimeZone = %s", (config.LOCAL_TZ,))
+            columns = plan_columns(source, source_columns(cur, schema, table), schema, table)
+    except BaseException:
+        conn.close()
+        raise
+    return conn, columns
+
+
 def fetcher(source: Source, plan: BatchPlan) -> Fetch:
-    """A fetch() for batch.extract: each call reads the whole window again."""
+    """A fetch() for batch.extract: each call reads the whole window again, as items (e.g. a
+    suite check's sample). fetch.stage(cur, table, key) is what a batch uses: the window moved
+    database to database in COPY format (staging.copy_from_stream), only personal-ID columns
+    decoded on the way; it returns (rows, checksum, extra columns)."""
     schema, table = table_of(source)
 
-    def fetch():
-        conn = connect(source)
+    def stage(cur, staging_table: str, key: bytes) -> tuple[int, str, list[str]]:
+        from ioc_pipeline.ingest import staging
+
+        conn, columns = _open(source, schema, table)
+        query, params = copy_query(source, schema, table, plan)
+        with conn.cursor() as src:
+            copy_sql = sql.SQL("COPY ({}) TO STDOUT").format(sql.SQL(src.mogrify(query, params).decode()))
+        read = 0
+
+        def produce(write) -> None:
+            def counted(data) -> None:
+                nonlocal read
+                read += 1
+                write(data)
+
+            try:
+                with conn.cursor() as src:
+                    src.copy_expert(copy_sql, _Writer(counted))
+                conn.rollback()  # read only: nothing to commit
+            except psycopg2.Error as exc:
+                raise SqlSourceError(f"{source.code}: reading {schema}.{table} failed after {read} rows: "
+                                     f"{str(exc).strip().splitlines()[0]}") from None
+
         try:
-            conn.set_session(readonly=True, autocommit=False)
-            with conn.cursor() as cur:
-                cur.execute("SET LOCAL statement_timeout = %s", (STATEMENT_TIMEOUT,))
-                # Deterministic ::text of dates and instants whatever the server's defaults.
-                cur.execute("SET LOCAL DateStyle = 'ISO, YMD'")
-                cur.execute("SET LOCAL TimeZone = %s", (config.LOCAL_TZ,))
-                columns = plan_columns(source, source_columns(cur, schema, table), schema, table)
+            n, checksum = staging.copy_from_stream(cur, staging_table, rows.staging_columns(source), produce,
+                                                   staging.copy_text_transform(source, key))
+        finally:
+            conn.close()
+        log.info("%s: %d rows read from %s.%s into staging by COPY", source.code, n, schema, table)
+        return n, checksum, [c for c in columns if c not in source.field_names]
+
+    def fetch():
+        conn, columns = _open(source, schema, table)
+        try:
             query, params = window_query(source, schema, table, columns, plan)
         except BaseException:
             conn.close()
@@ -137,4 +202,12 @@ def fetcher(source: Source, plan: BatchPlan) -> Fetch:
 
         return items(), lambda: None
 
+    fetch.stage = stage
     return fetch
+
+
+class _Writer:
+    """The file object COPY TO writes into: each write is one row."""
+
+    def __init__(self, write):
+        self.write = write

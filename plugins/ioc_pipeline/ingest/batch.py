@@ -288,6 +288,13 @@ def extract(conn, source: Source, plan: BatchPlan, fetch: Callable[[], tuple[Ite
     `fetch()` returns (items, total) where total() is the source's own distinct-key count once
     the items are consumed (None when the source gives none).
     """
+    if (stage := getattr(fetch, "stage", None)) is not None:  # database to database (SQL sources)
+        with warehouse.transaction(conn) as cur:
+            staging.truncate(cur, plan.staging_table)
+            n, checksum, extra = stage(cur, plan.staging_table, key)
+        distinct = count_keys(conn, source, plan)
+        log.info("%s: staged %d rows, %d distinct keys", source.code, n, distinct)
+        return ExtractStats(n, distinct, checksum, sorted(_column_label(c) for c in extra))
     for attempt in range(1, max_extractions + 1):
         items, total = fetch()
         n, checksum, seen, extra = stage_items(conn, source, plan, items, key=key)

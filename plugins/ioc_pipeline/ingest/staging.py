@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from typing import Iterable
+import queue
+import threading
+import unicodedata
+from typing import Callable, Iterable
 
 from psycopg2 import sql
 
@@ -90,3 +93,156 @@ class CopyWriter:
     @property
     def checksum(self) -> str:
         return self._sha.hexdigest()
+
+
+# ----------------------------------------------------------------------------- database to database
+
+_UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "b": "\b", "f": "\f", "v": "\v"}
+
+
+def _unescape(field: str) -> str:
+    """One COPY text field (not \\N) -> its value. COPY TO writes only these escapes."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        ch = field[i]
+        if ch == "\\" and i + 1 < len(field):
+            out.append(_UNESCAPES.get(field[i + 1], field[i + 1]))
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def _nfc_field(field: str) -> str:
+    return field if field == "\\N" else _encode(unicodedata.normalize("NFC", _unescape(field)))
+
+
+def copy_text_transform(source: Source, key: bytes) -> Callable[[bytes], bytes]:
+    """For whole COPY text lines of [context columns, one column per field] (sql_source's COPY
+    query): NFC text, personal-ID columns replaced by their staged parts (keyed hash, mask,
+    checks), so the result is staging_columns() order. Only those columns are decoded."""
+    first = len(rows_mod.CONTEXT_COLUMNS)
+    ids = [(first + i, *rows_mod.PII_PARTS[f.pii]) for i, f in enumerate(source.fields) if f.pii in rows_mod.PII_PARTS]
+
+    def transform(chunk: bytes) -> bytes:
+        text = chunk.decode("utf-8")
+        if not text.isascii() and not unicodedata.is_normalized("NFC", text):
+            # per field: an escape's letter must not compose with a combining mark after it
+            text = "".join("\t".join(map(_nfc_field, line.split("\t"))) + "\n"
+                           for line in text.split("\n")[:-1])
+        if not ids:
+            return text.encode("utf-8")
+        lines = text.split("\n")[:-1]
+        for n, line in enumerate(lines):
+            cols = line.split("\t")
+            for i, parts, width in reversed(ids):
+                raw = cols[i]
+                values = [None] * width if raw == "\\N" else parts(key, _unescape(raw))
+                cols[i:i + 1] = [_encode(v) for v in values]
+            lines[n] = "\t".join(cols)
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+    return transform
+
+
+class _Stopped(Exception):
+    """The consumer gave up: the producer stops reading the source."""
+
+
+_CHUNK_BYTES = 1024 * 1024
+
+
+def copy_from_stream(cur, table: str, columns: list[str], produce: Callable[[Callable[[bytes], None]], None],
+                     transform: Callable[[bytes], bytes]) -> tuple[int, str]:
+    """COPY FROM STDIN into a staging table what `produce(write)` writes as COPY text rows (one
+    whole row per write, as COPY TO gives them). The producer runs in a thread, so reading the
+    source and writing the warehouse overlap; the buffer between them is a few MB whatever the
+    size. Returns (rows, sha256 of the staged text); a producer's error is raised here."""
+    chunks: queue.Queue = queue.Queue(maxsize=4)
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def put(item) -> None:
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
+
+    class Sink:
+        def __init__(self):
+            self.parts: list[bytes] = []
+            self.size = 0
+
+        def write(self, data) -> None:
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            self.parts.append(data)
+            self.size += len(data)
+            if self.size >= _CHUNK_BYTES:
+                self.flush()
+
+        def flush(self) -> None:
+            if self.parts:
+                put(b"".join(self.parts))
+                self.parts, self.size = [], 0
+
+    def run() -> None:
+        sink = Sink()
+        try:
+            produce(sink.write)
+            sink.flush()
+        except _Stopped:
+            return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            failure.append(exc)
+        try:
+            put(None)
+        except _Stopped:
+            pass
+
+    sha = hashlib.sha256()
+    count = 0
+
+    class Source_:
+        def __init__(self):
+            self.pending = b""
+
+        def read(self, size: int = -1) -> bytes:
+            nonlocal count
+            if not self.pending:
+                chunk = chunks.get()
+                if chunk is None:
+                    chunks.put(None)  # later reads see the end again
+                    if failure:
+                        raise failure[0]
+                    return b""
+                chunk = transform(chunk)
+                sha.update(chunk)
+                count += chunk.count(b"\n")
+                self.pending = chunk
+            out, self.pending = self.pending, b""
+            return out
+
+        readline = read
+
+    copy_sql = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
+        sql.Identifier(SCHEMA), sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)))
+    producer = threading.Thread(target=run, name=f"copy-into-{table}", daemon=True)
+    producer.start()
+    try:
+        cur.copy_expert(copy_sql, Source_(), size=_CHUNK_BYTES)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        stop.set()
+        producer.join()
+    if failure:  # the producer failed after the consumer saw its last chunk
+        raise failure[0]
+    return count, sha.hexdigest()
