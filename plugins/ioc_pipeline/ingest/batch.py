@@ -323,21 +323,10 @@ def record_extract(conn, plan: BatchPlan, stats: ExtractStats) -> None:
 
 def dedupe(conn, source: Source, plan: BatchPlan) -> int:
     """Keep one version per key: latest updated_at (a valid timestamp beats none), then the later
-    row in source order. Rows without a key are kept (validation quarantines them)."""
-    t = sql.Identifier(staging.SCHEMA, plan.staging_table)
-    keys = sql.SQL(", ").join(map(sql.Identifier, source.key))
-    not_null = sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(sql.Identifier(k)) for k in source.key)
-    order_ts = (sql.SQL("util.try_timestamptz({}) DESC NULLS LAST, ").format(sql.Identifier(source.watermark))
-                if source.watermark else sql.SQL(""))
+    row in source order. Rows without a key are kept (validation quarantines them). The same
+    statement adds the batch's typed columns (staging.rebuild_typed), which suites and merges read."""
     with warehouse.transaction(conn) as cur:
-        cur.execute(sql.SQL(
-            """DELETE FROM {t} s USING (
-                   SELECT _row_id, row_number() OVER (PARTITION BY {keys} ORDER BY {order_ts}_row_id DESC) AS rn
-                     FROM {t} WHERE {not_null}) d
-                WHERE s._row_id = d._row_id AND d.rn > 1"""
-        ).format(t=t, keys=keys, order_ts=order_ts, not_null=not_null))
-        removed = cur.rowcount
-        cur.execute(sql.SQL("ANALYZE {}").format(t))
+        removed = staging.rebuild_typed(cur, source, plan.staging_table, dedupe=True)
     if removed:
         log.info("%s: %d duplicate or superseded rows removed before validation", source.code, removed)
     return removed

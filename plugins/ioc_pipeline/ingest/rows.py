@@ -13,7 +13,7 @@ import unicodedata
 from typing import Any, Callable
 
 from ioc_pipeline.personal_data import cccd, pii
-from ioc_pipeline.declaration.catalog import Source
+from ioc_pipeline.declaration.catalog import JSON_TYPES, Source
 
 REDACTED = "[redacted]"
 CCCD_SUFFIXES = ("hash", "mask", "well_formed", "prefix_known", "birth_year", "sex")
@@ -117,7 +117,7 @@ def row_builder(source: Source, key: bytes, as_of_date: str, province_code: str)
         elif f.pii == "name":
             def step(item, name=name):
                 return [REDACTED if clean_text(item.get(name)) is not None else None]
-        elif f.type != "text" and source.kind == "rest":
+        elif f.type in JSON_TYPES and source.kind == "rest":
             def step(item, name=name, declared=f.type):
                 return [typed_json_text(item.get(name), declared)]
         else:
