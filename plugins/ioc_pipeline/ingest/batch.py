@@ -244,17 +244,21 @@ def stage_items(conn, source: Source, plan: BatchPlan, items: Iterable[dict], *,
     with warehouse.transaction(conn) as cur:
         staging.truncate(cur, plan.staging_table)
         writer = staging.CopyWriter(cur, plan.staging_table, rows.staging_columns(source))
-        for item in items:
-            if not isinstance(item, dict):
-                raise BatchFailed(f"{source.code}: the source sent a non-object item ({type(item).__name__})")
-            keys = item.keys()
-            seen.update(keys)
-            if not keys <= known:
-                extra.update(_column_label(k) for k in keys if k not in known)
-            writer.write(build(writer.rows + 1, item))
-            if writer.rows % 100_000 == 0:
-                log.info("%s: %d rows staged", source.code, writer.rows)
-        writer.flush()
+        try:
+            for item in items:
+                if not isinstance(item, dict):
+                    raise BatchFailed(f"{source.code}: the source sent a non-object item ({type(item).__name__})")
+                keys = item.keys()
+                seen.update(keys)
+                if not keys <= known:
+                    extra.update(_column_label(k) for k in keys if k not in known)
+                writer.write(build(writer.rows + 1, item))
+                if writer.rows % 100_000 == 0:
+                    log.info("%s: %d rows staged", source.code, writer.rows)
+            writer.flush()
+        except BaseException:
+            writer.abandon()
+            raise
     return writer.rows, writer.checksum, seen & set(source.field_names), extra
 
 

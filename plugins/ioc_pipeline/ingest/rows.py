@@ -34,6 +34,8 @@ def clean_text(value: Any) -> str | None:
     """Source value -> NFC text or None. Empty strings are nulls (sources.md)."""
     if value is None:
         return None
+    if value.__class__ is str and value.isascii() and "\x00" not in value:  # most values: nothing to repair
+        return value if value.strip() else None
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, (int, float)):

@@ -144,6 +144,11 @@ def truncate(cur, name: str) -> None:
 def _encode(value) -> str:
     if value is None:
         return "\\N"
+    if value.__class__ is str:
+        # str.translate is slow: only the rare value with a character COPY escapes goes through it
+        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+            return value.translate(_ESCAPES)
+        return value
     if value is True:
         return "t"
     if value is False:
@@ -152,7 +157,9 @@ def _encode(value) -> str:
 
 
 class CopyWriter:
-    """Streams rows into a staging table with COPY; keeps a count and a checksum."""
+    """Streams rows into a staging table with COPY; keeps a count and a checksum. Each chunk of
+    a few MB is sent by a thread while the caller builds the next one, so the row building
+    (Python) and the server's COPY overlap on two cores. flush() sends the rest and waits."""
 
     def __init__(self, cur, table: str, columns: list[str]):
         self._cur = cur
@@ -163,23 +170,52 @@ class CopyWriter:
         self._size = 0
         self.rows = 0
         self._sha = hashlib.sha256()
+        self._sender: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def write(self, row: Iterable) -> None:
-        line = "\t".join(_encode(v) for v in row) + "\n"
+        line = "\t".join(map(_encode, row)) + "\n"
         self._buf.write(line)
         self._size += len(line)
         self.rows += 1
         if self._size >= _FLUSH_BYTES:
-            self.flush()
+            self._send()
 
-    def flush(self) -> None:
-        if not self._size:
-            return
+    def _send(self) -> None:
         data = self._buf.getvalue().encode("utf-8")
-        self._sha.update(data)
-        self._cur.copy_expert(self._copy_sql, io.BytesIO(data))
         self._buf = io.StringIO()
         self._size = 0
+        self._sha.update(data)
+        self._wait()   # one COPY at a time on the connection
+
+        def send() -> None:
+            try:
+                self._cur.copy_expert(self._copy_sql, io.BytesIO(data))
+            except BaseException as exc:  # raised in the caller's thread by _wait
+                self._error = exc
+
+        self._sender = threading.Thread(target=send, name="copy-writer", daemon=True)
+        self._sender.start()
+
+    def _wait(self) -> None:
+        if self._sender is not None:
+            self._sender.join()
+            self._sender = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def flush(self) -> None:
+        if self._size:
+            self._send()
+        self._wait()
+
+    def abandon(self) -> None:
+        """The caller failed: wait for the chunk in flight (the transaction is rolled back)."""
+        if self._sender is not None:
+            self._sender.join()
+            self._sender = None
+        self._error = None
 
     @property
     def checksum(self) -> str:
