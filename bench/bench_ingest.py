@@ -331,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="rows of an earlier batch already in quarantine when the ingest runs (repeatable: one ingest "
                          "per value, same rows, publish times compared; default 0 and 1000000 for tuition at 1M)")
     ap.add_argument("--no-dlt", action="store_true", help="leave out the dlt comparison")
+    ap.add_argument("--max-rows", type=int, help="the default plan without its sizes above this (e.g. 1000000: no 5M runs)")
     ap.add_argument("--server", default="", help="'embedded' or a libpq DSN of a maintenance database "
                                                  "(default: 127.0.0.1:5432 if it answers, else embedded)")
     args = ap.parse_args(argv)
@@ -339,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.source or args.rows:
         plan = [(code, tuple(args.rows or DEFAULT_ROWS_OF.get(code, DEFAULT_ROWS))) for code in args.source or SOURCES]
     else:
-        plan = list(DEFAULT_PLAN)
+        plan = [(code, tuple(n for n in sizes if not args.max_rows or n <= args.max_rows)) for code, sizes in DEFAULT_PLAN]
 
     def quarantine_runs(code: str, n: int) -> list[int]:
         if args.quarantine_before:
