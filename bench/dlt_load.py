@@ -59,5 +59,6 @@ def _url(dsn: str) -> str:
     from psycopg2.extensions import parse_dsn
 
     p = parse_dsn(dsn)
-    auth = p.get("user", "postgres") + (f":{p['password']}" if p.get("password") else "")
+    # dlt insists on a password; a server that trusts the local user ignores it
+    auth = p.get("user", "postgres") + ":" + (p.get("password") or "unused")
     return f"postgresql://{auth}@{p.get('host', '127.0.0.1')}:{p.get('port', 5432)}/{p['dbname']}"
