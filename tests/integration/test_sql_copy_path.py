@@ -59,8 +59,8 @@ def test_copy_path_stages_what_the_item_path_stages(make_database, monkeypatch):
     source = catalog.get("land")
     conn = migrated(warehouse_dsn)
     plan = batch.begin(conn, source, "copy-path", AS_OF, key=KEY, province_code=PROVINCE)
-    fetch = fetchers.fetcher_for(source, plan)
-    assert hasattr(fetch, "stage")
+    fetch = fetchers.fetcher_for(source, plan.window)
+    assert hasattr(fetch, "copy_to")
 
     stats = batch.extract(conn, source, plan, fetch, key=KEY)
     by_copy = _staged(warehouse_dsn, plan.staging_table)
@@ -115,7 +115,7 @@ def test_source_read_failing_mid_copy_fails_the_extract_naming_the_table(make_da
     conn = migrated(warehouse_dsn)
     plan = batch.begin(conn, source, "copy-fail", AS_OF, key=KEY, province_code=PROVINCE)
     with pytest.raises(sql_source.SqlSourceError, match=r"land: reading public\.land_certificates failed after \d+ rows"):
-        batch.extract(conn, source, plan, fetchers.fetcher_for(source, plan), key=KEY)
+        batch.extract(conn, source, plan, fetchers.fetcher_for(source, plan.window), key=KEY)
     with warehouse.transaction(conn) as cur:   # the warehouse connection is usable again
         cur.execute(f"SELECT count(*) FROM {staging.SCHEMA}.{plan.staging_table}")
         assert cur.fetchone()[0] == 0

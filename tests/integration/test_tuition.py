@@ -105,7 +105,7 @@ def test_batch_quarantines_each_fault_with_its_reason_and_maps_communes(empty_db
         cur.execute("SELECT business_key, record_date, reasons, failing_values FROM quarantine.rejected_row")
         rejected = {k: (d, r, v) for k, d, r, v in cur.fetchall()}
         cur.execute("SELECT payment_id, commune_code, commune_code_2025, paid_on, channel, amount_vnd"
-                    " FROM core.tuition_payment WHERE payment_id IN ('L1','R1','E_in','S1','S2') ORDER BY 1")
+                    " FROM core.tuition WHERE payment_id IN ('L1','R1','E_in','S1','S2') ORDER BY 1")
         loaded = cur.fetchall()
     conn.commit()
     assert set(rejected) == set(BAD)   # the exact duplicate of T1 and the older S1 are not quarantined
@@ -163,7 +163,7 @@ def test_later_version_replaces_older_and_quarantined_do_not(empty_db):
     run_batch(conn, empty_db, SOURCE, AS_OF + dt.timedelta(days=1),
               [[pay("U1", amount_vnd="-1", updated_at="2026-03-05 09:00:00+07")] + FILLER[:50]], run_id="r4")
     with conn.cursor() as cur:
-        cur.execute("SELECT channel, amount_vnd, updated_at FROM core.tuition_payment WHERE payment_id = 'U1'")
+        cur.execute("SELECT channel, amount_vnd, updated_at FROM core.tuition WHERE payment_id = 'U1'")
         channel, amount, updated = cur.fetchone()
         cur.execute("SELECT count(*) FROM quarantine.rejected_row WHERE business_key = 'U1'")
         rejected = cur.fetchone()[0]

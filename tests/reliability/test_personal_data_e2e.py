@@ -76,7 +76,7 @@ def run_with_faults(make_database, tmp_path):
               {"payment_id": f"ZERO{i}", "amount_vnd": 0, "updated_at": STAMP})
     # a land owner ID that breaks the rules (quarantined, shown masked) planted with SQL in it
     plant(sim_dsn, "public.land_certificates", "certificate_no", "owner_kind = 'person'",
-          {"certificate_no": "HOSTILE'; DROP TABLE core.land_certificate; --", "owner_cccd": PLANTED_ID + "'--",
+          {"certificate_no": "HOSTILE'; DROP TABLE core.land; --", "owner_cccd": PLANTED_ID + "'--",
            "updated_at": STAMP})
     server = make_server(sim_dsn, port=0, token=TOKEN, faults=Faults(unavailable=0.1, throttled=0.1, seed=4))
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -153,7 +153,7 @@ def check_no_clear_id_secret_or_key_anywhere(run_with_faults):
     (values,), = rows(r["warehouse"], "SELECT failing_values::text FROM quarantine.rejected_row"
                                       " WHERE business_key LIKE 'HOSTILE%%'")
     assert "048******" in values and PLANTED_ID not in values
-    assert rows(r["warehouse"], "SELECT to_regclass('core.land_certificate') IS NOT NULL") == [(True,)]
+    assert rows(r["warehouse"], "SELECT to_regclass('core.land') IS NOT NULL") == [(True,)]
 
 
 def check_failed_batch_called_the_webhook_once_without_personal_data(run_with_faults):

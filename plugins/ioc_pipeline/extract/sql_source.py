@@ -11,6 +11,11 @@ Same contract as rest_source.fetcher: fetch() -> (items, total). Why it reads th
 - a contract column missing from the table fails the batch naming it; extra columns (schema
   drift) are returned in the items so batch.stage_items reports them;
 - the source gives no total of its own: total() is None.
+
+A batch does not read items: fetch.copy_to streams the window database to database in COPY
+text format (COPY (SELECT ...) TO STDOUT), already shaped as staging rows (row number, as-of
+date, province, one text column per contract field, blanks as NULL, names as presence markers),
+so that only the personal-ID columns are decoded on the way (ingest/staging.copy_text_transform).
 """
 from __future__ import annotations
 
@@ -22,9 +27,9 @@ import psycopg2
 from psycopg2 import sql
 
 from ioc_pipeline import config
-from ioc_pipeline.ingest import rows
-from ioc_pipeline.ingest.batch import BatchFailed, BatchPlan
 from ioc_pipeline.declaration.catalog import Source
+from ioc_pipeline.errors import BatchFailed
+from ioc_pipeline.extract.window import Window
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +74,9 @@ def plan_columns(source: Source, present: list[str], schema: str, table: str) ->
     return source.field_names + extra
 
 
-def window_query(source: Source, schema: str, table: str, columns: list[str], plan: BatchPlan,
+def window_query(source: Source, schema: str, table: str, columns: list[str], window: Window,
                  select: sql.Composable | None = None) -> tuple[sql.Composed, dict]:
-    """SELECT every column ::text (or `select`) over the plan's window, in a stable order."""
+    """SELECT every column ::text (or `select`) over the window, in a stable order."""
     if not source.watermark:
         raise BatchFailed(f"{source.code}: an SQL source needs a watermark column in the catalog")
     wm = sql.Identifier(source.watermark)
@@ -79,10 +84,10 @@ def window_query(source: Source, schema: str, table: str, columns: list[str], pl
         select = sql.SQL(", ").join(
             sql.SQL("{c}::text AS {c}").format(c=sql.Identifier(c)) for c in columns)
     conds = [sql.SQL("{wm} < %(until)s::timestamptz").format(wm=wm)]
-    params = {"until": plan.window_end}
-    if plan.window_start:
+    params = {"until": window.end}
+    if window.start:
         conds.append(sql.SQL("{wm} >= %(since)s::timestamptz").format(wm=wm))
-        params["since"] = plan.window_start
+        params["since"] = window.start
     query = sql.SQL("SELECT {select} FROM {t} WHERE {conds} ORDER BY {order}").format(
         select=select, t=sql.Identifier(schema, table), conds=sql.SQL(" AND ").join(conds), order=_order(source))
     return query, params
@@ -92,18 +97,19 @@ def _order(source: Source) -> sql.Composable:
     return sql.SQL(", ").join(map(sql.Identifier, (source.watermark, *source.key)))
 
 
-def copy_query(source: Source, schema: str, table: str, plan: BatchPlan) -> tuple[sql.Composed, dict]:
+def copy_query(source: Source, schema: str, table: str, window: Window, *, redacted: str,
+               whitespace: str) -> tuple[sql.Composed, dict]:
     """The window as staging rows, for COPY TO: a row number in window order, the as-of date and
-    province, then one column per contract field, `::text`, a value of whitespace only as NULL
-    (rows.clean_text's rule), a personal name as its presence marker. Extra columns stay behind."""
+    province, then one column per contract field, `::text`, a value made only of `whitespace`
+    as NULL, a personal name as `redacted` (its presence only). Extra columns stay behind."""
     cols = [sql.SQL("row_number() OVER (ORDER BY {})").format(_order(source)),
             sql.SQL("%(as_of)s"), sql.SQL("%(province)s")]
     for f in source.fields:
         c = sql.Identifier(f.name)
-        value = sql.Literal(rows.REDACTED) if f.pii == "name" else sql.SQL("{}::text").format(c)
+        value = sql.Literal(redacted) if f.pii == "name" else sql.SQL("{}::text").format(c)
         cols.append(sql.SQL("CASE WHEN btrim({c}::text, %(ws)s) <> '' THEN {v} END").format(c=c, v=value))
-    query, params = window_query(source, schema, table, [], plan, select=sql.SQL(", ").join(cols))
-    params.update(as_of=plan.as_of_date, province=plan.province_code, ws=rows.WHITESPACE)
+    query, params = window_query(source, schema, table, [], window, select=sql.SQL(", ").join(cols))
+    params.update(as_of=window.as_of, province=window.province_code, ws=whitespace)
     return query, params
 
 
@@ -137,48 +143,39 @@ def _open(source: Source, schema: str, table: str):
     return conn, columns
 
 
-def fetcher(source: Source, plan: BatchPlan) -> Fetch:
-    """A fetch() for batch.extract: each call reads the whole window again, as items (e.g. a
-    suite check's sample). fetch.stage(cur, table, key) is what a batch uses: the window moved
-    database to database in COPY format (staging.copy_from_stream), only personal-ID columns
-    decoded on the way; it returns (rows, checksum, extra columns)."""
+def fetcher(source: Source, window: Window) -> Fetch:
+    """A fetch() for batch.extract: each call reads the whole window again, as items (a suite
+    check's sample, tests). A batch uses fetch.copy_to(write, redacted=, whitespace=): the
+    window as COPY text rows, one write per row; it returns the extra columns (schema drift)."""
     schema, table = table_of(source)
 
-    def stage(cur, staging_table: str, key: bytes) -> tuple[int, str, list[str]]:
-        from ioc_pipeline.ingest import staging
-
+    def copy_to(write: Callable[[bytes], None], *, redacted: str, whitespace: str) -> list[str]:
         conn, columns = _open(source, schema, table)
-        query, params = copy_query(source, schema, table, plan)
-        with conn.cursor() as src:
-            copy_sql = sql.SQL("COPY ({}) TO STDOUT").format(sql.SQL(src.mogrify(query, params).decode()))
         read = 0
 
-        def produce(write) -> None:
-            def counted(data) -> None:
-                nonlocal read
-                read += 1
-                write(data)
-
-            try:
-                with conn.cursor() as src:
-                    src.copy_expert(copy_sql, _Writer(counted))
-                conn.rollback()  # read only: nothing to commit
-            except psycopg2.Error as exc:
-                raise SqlSourceError(f"{source.code}: reading {schema}.{table} failed after {read} rows: "
-                                     f"{str(exc).strip().splitlines()[0]}") from None
+        def counted(data) -> None:
+            nonlocal read
+            read += 1
+            write(data)
 
         try:
-            n, checksum = staging.copy_from_stream(cur, staging_table, rows.staging_columns(source), produce,
-                                                   staging.copy_text_transform(source, key))
+            query, params = copy_query(source, schema, table, window, redacted=redacted, whitespace=whitespace)
+            with conn.cursor() as cur:
+                copy_sql = sql.SQL("COPY ({}) TO STDOUT").format(sql.SQL(cur.mogrify(query, params).decode()))
+                cur.copy_expert(copy_sql, _Writer(counted))
+            conn.rollback()  # read only: nothing to commit
+        except psycopg2.Error as exc:
+            raise SqlSourceError(f"{source.code}: reading {schema}.{table} failed after {read} rows: "
+                                 f"{str(exc).strip().splitlines()[0]}") from None
         finally:
             conn.close()
-        log.info("%s: %d rows read from %s.%s into staging by COPY", source.code, n, schema, table)
-        return n, checksum, [c for c in columns if c not in source.field_names]
+        log.info("%s: %d rows read from %s.%s by COPY", source.code, read, schema, table)
+        return [c for c in columns if c not in source.field_names]
 
     def fetch():
         conn, columns = _open(source, schema, table)
         try:
-            query, params = window_query(source, schema, table, columns, plan)
+            query, params = window_query(source, schema, table, columns, window)
         except BaseException:
             conn.close()
             raise
@@ -202,7 +199,7 @@ def fetcher(source: Source, plan: BatchPlan) -> Fetch:
 
         return items(), lambda: None
 
-    fetch.stage = stage
+    fetch.copy_to = copy_to
     return fetch
 
 
