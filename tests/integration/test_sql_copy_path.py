@@ -3,6 +3,7 @@ staged rows must be exactly what the item path (rows.row_builder over the extrac
 stages for the same hostile values: cleaning, nulls, personal IDs hashed and masked, order."""
 import datetime as dt
 import json
+import threading
 
 import psycopg2
 import pytest
@@ -100,13 +101,18 @@ def test_source_read_failing_mid_copy_fails_the_extract_naming_the_table(make_da
 
         def t(chunk):
             seen["chunks"] += 1
-            if seen["chunks"] == 2:   # the source's operator drops the database under us
-                admin = psycopg2.connect(source_dsn.replace(f"dbname={p['dbname']}", "dbname=postgres"))
-                admin.autocommit = True
-                admin.cursor().execute(f'DROP DATABASE "{p["dbname"]}" WITH (FORCE)')
-                admin.close()
+            if seen["chunks"] == 2:   # the source's operator drops the database under us (elsewhere:
+                dropper.start()       # this thread keeps reading, as the staging COPY does)
             return inner(chunk)
         return t
+
+    def drop_source():
+        admin = psycopg2.connect(source_dsn.replace(f"dbname={p['dbname']}", "dbname=postgres"))
+        admin.autocommit = True
+        admin.cursor().execute(f'DROP DATABASE "{p["dbname"]}" WITH (FORCE)')
+        admin.close()
+
+    dropper = threading.Thread(target=drop_source)
 
     monkeypatch.setattr(staging, "copy_text_transform", dropping)
     from ioc_pipeline.extract import sql_source
@@ -116,6 +122,7 @@ def test_source_read_failing_mid_copy_fails_the_extract_naming_the_table(make_da
     plan = batch.begin(conn, source, "copy-fail", AS_OF, key=KEY, province_code=PROVINCE)
     with pytest.raises(sql_source.SqlSourceError, match=r"land: reading public\.land_certificates failed after \d+ rows"):
         batch.extract(conn, source, plan, fetchers.fetcher_for(source, plan.window), key=KEY)
+    dropper.join()
     with warehouse.transaction(conn) as cur:   # the warehouse connection is usable again
         cur.execute(f"SELECT count(*) FROM {staging.SCHEMA}.{plan.staging_table}")
         assert cur.fetchone()[0] == 0

@@ -372,6 +372,9 @@ def copy_from_stream(cur, table: str, columns: list[str], produce: Callable[[Cal
         cur.copy_expert(copy_sql, Source_(), size=_CHUNK_BYTES)
     except BaseException:
         stop.set()
+        if failure:  # the COPY was aborted because the source failed: say that, not the abort
+            producer.join()
+            raise failure[0] from None
         raise
     finally:
         stop.set()
