@@ -30,6 +30,7 @@ COPY plugins/ plugins/
 COPY include/ include/
 COPY simulator/ simulator/
 COPY scripts/ scripts/
+COPY ioc_web/ ioc_web/
 RUN mkdir -p /opt/airflow/logs /opt/airflow/landing && chown -R 50000:0 /opt/airflow && chmod -R g+w /opt/airflow
 
 USER 50000

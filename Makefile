@@ -5,6 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 DATE ?=
 export GX_ANALYTICS_ENABLED := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -15,14 +16,16 @@ help:
 	@echo "make demo              whole nightly pipeline on the embedded defaults, then the indicator table"
 	@echo "make test              the whole test suite"
 	@echo "make run DATE=YYYY-MM-DD   every ingest DAG, then refresh_ioc_views, for DATE"
-	@echo "make ui                Airflow UI (airflow standalone) on the same configuration"
+	@echo "make ui [IOC_UI_PORT=8080]   Airflow UI (airflow standalone) on the same configuration"
 	@echo "make check-suite SOURCE=civil_status [SUITE=file.json]   try a suite on a sample of the source"
 	@echo "make docs              build the data-quality report (Data Docs) and print where to open it"
 	@echo "make quarantine SOURCE=civil_status [BATCH=id]   quarantined rows per batch, with reasons"
-	@echo "make stop              stop the simulator and the embedded PostgreSQL"
+	@echo "make web               the IOC page (read-only, port 8050) on the warehouse, and its URL"
+	@echo "make stop              stop everything the commands started (IOC page, UI, simulator, embedded PostgreSQL)"
 	@echo "make celery-run [DATE=YYYY-MM-DD]   every DAG once on a local CeleryExecutor (Redis + PostgreSQL on 127.0.0.1)"
 	@echo "make bench [BENCH_ARGS=...]   ingest paths against a raw COPY of the same rows (docs/performance.md)"
 	@echo "make bench-nightly         the nightly cycle and the view refresh at province scale"
+	@echo "make bench-web             the IOC page's server time with a year of history"
 
 $(STAMP): requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -57,7 +60,12 @@ quarantine: $(STAMP)
 stop: $(STAMP)
 	$(PY) scripts/pipeline.py stop
 
-test: $(STAMP)
+# Test and benchmark tools (requirements-dev.txt: selenium for the IOC page's browser test, dlt for make bench); not for make demo.
+$(DEV_STAMP): $(STAMP) requirements-dev.txt constraints.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+	touch $(DEV_STAMP)
+
+test: $(DEV_STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
 
 # Re-pin after editing requirements.txt: resolves in a scratch venv, writes constraints.txt.
@@ -72,22 +80,27 @@ clean: stop
 
 # Ingest paths vs COPY and dlt (bench/README.md, docs/performance.md): by default tuition and health_visits at
 # 100k, 1M and 5M rows, civil_status at 1M; e.g. make bench BENCH_ARGS="--source tuition --rows 1000000".
-# It installs requirements-dev.txt (dlt) first.
+# It installs requirements-dev.txt (dlt for the comparison) first.
 # make bench-nightly: the nightly cycle and the view refresh at province scale (BENCH_ARGS for its options).
-.PHONY: bench bench-nightly  # the bench/ folder would otherwise make the target look up to date
-BENCH_STAMP := $(VENV)/.bench-installed
-$(BENCH_STAMP): $(STAMP) requirements-dev.txt constraints.txt
-	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
-	touch $(BENCH_STAMP)
-
-bench: $(BENCH_STAMP)
+.PHONY: bench bench-nightly bench-web  # the bench/ folder would otherwise make the target look up to date
+bench: $(DEV_STAMP)
 	$(PY) bench/bench_ingest.py $(BENCH_ARGS)
 
 bench-nightly: $(STAMP)
 	$(PY) bench/bench_nightly.py $(BENCH_ARGS)
+
+# The IOC page's server time with a year of history at province scale (docs/performance.md).
+bench-web: $(STAMP)
+	$(PY) bench/bench_web.py $(BENCH_ARGS)
 
 # Every DAG once on a local CeleryExecutor deployment: api-server, scheduler, dag-processor and a
 # Celery worker against Redis and PostgreSQL on 127.0.0.1 (scripts/celery_run.py --help). Not in `make test`.
 .PHONY: celery-run
 celery-run: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/celery_run.py $(if $(DATE),--date $(DATE)) $(CELERY_RUN_ARGS)
+
+# The IOC operators' page (ioc_web): read-only, login ioc_dashboard (IN ROLE ioc_reader), on
+# http://127.0.0.1:8050/ (IOC_WEB_PORT); `make stop` stops it. README: "The IOC page".
+.PHONY: web
+web: $(STAMP)
+	$(PY) scripts/pipeline.py web

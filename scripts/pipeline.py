@@ -6,7 +6,13 @@ It supplies the embedded defaults of operations.md and nothing else:
   of the same embedded server, its REST API on 127.0.0.1:$IOC_SIM_PORT);
 - without AIRFLOW_VAR_IOC_PII_KEY: a random key kept in .data/secrets (demo only);
 - Airflow's own metadata in SQLite under .data/airflow.
-Then it runs the real DAGs with `airflow dags test <dag_id> <date>`, one after the other.
+Then it runs the real DAGs with `airflow dags test <dag_id>` (as-of date in the run's conf), one
+after the other, printing `[n/N] <dag_id> ...`, a heartbeat with the latest progress line of the
+task log, and each DAG's outcome with every failure reason on its own line. It copies each run's
+task logs where `make ui` reads them. Ports (docs/operations.md): IOC_SIM_PORT for the simulator,
+IOC_UI_PORT for `make ui`; `make stop` stops every process these commands started.
+The embedded server also listens on 127.0.0.1:$IOC_PG_PORT (default 5433) for password logins
+(BI tools, the IOC page); `web` starts the IOC page (ioc_web) on 127.0.0.1:$IOC_WEB_PORT.
 """
 from __future__ import annotations
 
@@ -14,7 +20,9 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -28,6 +36,11 @@ sys.path.insert(0, str(REPO))
 DEMO_DATE = "2026-11-20"
 SIM_TOKEN_FILE = DATA / "secrets" / "simulator_token"
 PII_KEY_FILE = DATA / "secrets" / "ioc_pii_key"
+PG_TCP_PORT = int(os.environ.get("IOC_PG_PORT", "5433"))     # 0: the embedded server stays socket-only
+WEB_PORT = int(os.environ.get("IOC_WEB_PORT", "8050"))
+WEB_PASSWORD_FILE = DATA / "secrets" / "ioc_dashboard_password"
+UI_PID_FILE = DATA / "airflow-ui.pid"
+HEARTBEAT_S = 10   # a line at least this often while a DAG runs
 
 
 def log(msg: str) -> None:
@@ -70,17 +83,24 @@ def ensure_warehouse() -> str | None:
         return None
     from devtools import embedded_pg
 
-    socket_dir = embedded_pg.ensure_server(DATA / "pg")
+    log(f"warehouse: starting the embedded PostgreSQL in {DATA / 'pg'}, or reusing it (the first start runs initdb)")
+    socket_dir = embedded_pg.ensure_server(DATA / "pg", tcp_port=PG_TCP_PORT)
+    port = embedded_pg.server_port(DATA / "pg")   # names the socket file too
     _create_db(socket_dir, "ioc")
-    os.environ["AIRFLOW_CONN_IOC_WAREHOUSE"] = _conn_json(conn_type="postgres", host=socket_dir, login="postgres", schema="ioc")
-    log(f"warehouse: embedded PostgreSQL (socket {socket_dir}), database ioc")
+    os.environ["AIRFLOW_CONN_IOC_WAREHOUSE"] = _conn_json(conn_type="postgres", host=socket_dir, port=port,
+                                                          login="postgres", schema="ioc")
+    tcp = f", 127.0.0.1:{port} for password logins" if port == PG_TCP_PORT else ""
+    log(f"warehouse: embedded PostgreSQL (socket {socket_dir}{tcp}), database ioc")
     return socket_dir
 
 
 def _create_db(socket_dir: str, name: str) -> None:
     import psycopg2
 
-    conn = psycopg2.connect(host=socket_dir, user="postgres", dbname="postgres")
+    from devtools import embedded_pg
+
+    conn = psycopg2.connect(host=socket_dir, port=embedded_pg.server_port(DATA / "pg"), user="postgres",
+                            dbname="postgres")
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
@@ -100,19 +120,26 @@ def _port_answers(port: int) -> bool:
         return False
 
 
-def _stop_simulator() -> None:
-    pid_file = DATA / "simulator.pid"
+def _stop(pid_file: Path) -> bool:
+    """Stop the background process of `pid_file` (simulator, IOC page); True if one ran."""
     if not pid_file.exists():
-        return
+        return False
+    stopped = False
     try:
         pid = int(pid_file.read_text())
         os.kill(pid, 15)
+        stopped = True
         for _ in range(50):
             os.kill(pid, 0)
             time.sleep(0.1)
     except (OSError, ValueError):
         pass
     pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+def _stop_simulator() -> None:
+    _stop(DATA / "simulator.pid")
 
 
 def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
@@ -128,9 +155,10 @@ def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
         return
     from devtools import embedded_pg
 
-    sim_socket = socket_dir or embedded_pg.ensure_server(DATA / "pg")
+    sim_socket = socket_dir or embedded_pg.ensure_server(DATA / "pg", tcp_port=PG_TCP_PORT)
+    sim_port = embedded_pg.server_port(DATA / "pg")
     _create_db(sim_socket, "sector_sim")
-    dsn = embedded_pg.dsn(sim_socket, "sector_sim")
+    dsn = embedded_pg.dsn(sim_socket, "sector_sim", sim_port)
     records = os.environ.get("IOC_SIM_RECORDS", "20000")
     landing = DATA / "landing"
     missing_files = [c for c in missing if c in files_]
@@ -149,7 +177,7 @@ def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
     missing_sql = [c for c in missing if c in sql]
     for conn_id in missing_sql:
         os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = _conn_json(
-            conn_type="postgres", host=sim_socket, login="postgres", schema="sector_sim")
+            conn_type="postgres", host=sim_socket, port=sim_port, login="postgres", schema="sector_sim")
     if missing_sql:
         log(f"sector sources: simulator database sector_sim for {', '.join(missing_sql)}")
     missing = [c for c in missing if c in rest]
@@ -184,7 +212,10 @@ def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
 
 
 def airflow_db() -> None:
+    t0 = time.monotonic()
+    log(f"airflow: preparing its metadata database in {DATA / 'airflow'} (airflow db migrate)")
     subprocess.run(["airflow", "db", "migrate"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log(f"airflow: metadata database ready ({time.monotonic() - t0:.0f}s)")
 
 
 def dag_ids() -> list[str]:
@@ -193,18 +224,99 @@ def dag_ids() -> list[str]:
     return [s.dag_id for s in catalog.load().values()]
 
 
-def run_dag(dag_id: str, as_of: str, logdir: Path) -> tuple[bool, str]:
-    logfile = logdir / f"{dag_id}.log"
+# what a heartbeat shows: the latest line of our package, or the task that just started
+_PROGRESS = re.compile(r"\] (?:(?P<event>.*?) \[ioc_pipeline[\w.]*\]|\[DAG TEST\] starting task_id=(?P<task>\S+))")
+
+
+# lines that count rows, pages or files: preferred to whatever the task logged after them
+_COUNTING = re.compile(r"rows so far|still running|\bfile \d+/\d+|\bpage \d+/\d+")
+
+
+def latest_progress(text: str) -> str | None:
+    """What the running task last said it was doing, from the run's output so far: its latest
+    line that counts rows, pages or files, else its latest line."""
+    task = event = counting = None
+    for line in text.splitlines():
+        m = _PROGRESS.search(line)
+        if m and m["task"]:
+            task, event, counting = m["task"], "Airflow is starting the task", None
+        elif m:
+            event = m["event"]
+            if _COUNTING.search(event):
+                counting = event
+        elif task and "] Task started " in line:
+            event = "running, no progress line yet"
+    return f"{task}: {counting or event}" if task else None
+
+
+def run_dag(dag_id: str, as_of: str, logfile: Path) -> bool:
+    """`airflow dags test` for one DAG, with a heartbeat line every HEARTBEAT_S seconds.
+
+    No logical date is given: the run is logged as starting now (dags test sets a run's start
+    to its logical date, which made runs look days long in the UI); the as-of date is the run's
+    `as_of_date` param, which every DAG reads first (docs/operations.md)."""
+    t0 = time.monotonic()
     with open(logfile, "wb") as out:
-        proc = subprocess.run(["airflow", "dags", "test", dag_id, as_of, "-c", json.dumps({"as_of_date": as_of})],
-                              stdout=out, stderr=subprocess.STDOUT)
-    if proc.returncode == 0:
-        return True, ""
-    reason = f"see {logfile}"
+        proc = subprocess.Popen(["airflow", "dags", "test", dag_id, "-c", json.dumps({"as_of_date": as_of})],
+                                stdout=out, stderr=subprocess.STDOUT)
+        while True:
+            try:
+                proc.wait(timeout=HEARTBEAT_S)
+                break
+            except subprocess.TimeoutExpired:
+                doing = latest_progress(logfile.read_text(errors="replace")) or "parsing the DAGs"
+                print(f"      {time.monotonic() - t0:4.0f}s  {doing}", flush=True)
+    return proc.returncode == 0
+
+
+def failure_reasons(dag_id: str, logfile: Path, since: dt.datetime) -> list[str]:
+    """Every reason the run failed, one per item: what the source's run recorded in the audit
+    ledger (audit.source_run.error_detail), else the failure line of the task log."""
+    source = dag_id.removeprefix("ingest_") if dag_id.startswith("ingest_") else None
+    if source:
+        from ioc_pipeline import failure_text, warehouse
+
+        try:
+            conn = warehouse.connect()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("""SELECT coalesce(error_detail, error) FROM audit.source_run
+                                    WHERE source_code = %s AND started_at >= %s AND status = 'failed'
+                                    ORDER BY started_at DESC LIMIT 1""", (source, since))
+                    row = cur.fetchone()
+            finally:
+                conn.close()
+        except Exception:  # noqa: BLE001 - e.g. the migrations failed: the log still says why
+            row = None
+        if row and row[0]:
+            return failure_text.reasons(row[0])
+    reasons = []
     for line in logfile.read_text(errors="replace").splitlines():
         if " failed in task " in line and dag_id in line:
-            reason = line.split(" failed in task ", 1)[1].split(" [", 1)[0].strip()
-    return False, reason
+            reasons = [line.split(" failed in task ", 1)[1].split(" [", 1)[0].strip()]
+    return reasons or [f"see {logfile}"]
+
+
+def write_task_logs(dag_id: str, logfile: Path) -> None:
+    """Copy the run's task logs where `make ui` reads them (devtools/airflow_task_logs.py)."""
+    from devtools import airflow_task_logs
+
+    try:
+        airflow_task_logs.write(dag_id, logfile)
+    except Exception as exc:  # noqa: BLE001 - the run's outcome matters more than its UI copy
+        log(f"  (task logs of {dag_id} not copied for the UI: {type(exc).__name__}: {exc})")
+
+
+def report(dag_id: str, ok: bool, reasons: list[str], seconds: float) -> None:
+    """`<dag_id> success` or `<dag_id> failed <reason>`; several reasons: one per line below."""
+    if ok:
+        print(f"{dag_id} success ({seconds:.0f}s)", flush=True)
+    elif len(reasons) == 1:
+        print(f"{dag_id} failed {reasons[0]} ({seconds:.0f}s)", flush=True)
+    else:
+        print(f"{dag_id} failed, {len(reasons)} reasons ({seconds:.0f}s):", flush=True)
+        for reason in reasons:
+            print(f"    {reason}", flush=True)
 
 
 def run(as_of: str) -> list[str]:
@@ -214,13 +326,17 @@ def run(as_of: str) -> list[str]:
     logdir = DATA / "logs" / f"run-{as_of}"
     logdir.mkdir(parents=True, exist_ok=True)
     failed = []
-    for dag_id in dag_ids() + ["refresh_ioc_views"]:
-        t0 = time.monotonic()
-        ok, reason = run_dag(dag_id, as_of, logdir)
+    dags = dag_ids() + ["refresh_ioc_views"]
+    log(f"running {len(dags)} DAGs for as-of date {as_of}; logs in {logdir}")
+    for n, dag_id in enumerate(dags, 1):
+        print(f"[{n}/{len(dags)}] {dag_id} ...", flush=True)
+        t0, since = time.monotonic(), dt.datetime.now(dt.timezone.utc)
+        logfile = logdir / f"{dag_id}.log"
+        ok = run_dag(dag_id, as_of, logfile)
+        write_task_logs(dag_id, logfile)
         if not ok:
             failed.append(dag_id)
-        print(f"{dag_id} success" if ok else f"{dag_id} failed {reason}", flush=True)
-        log(f"  ({time.monotonic() - t0:.1f}s, log: {logdir / (dag_id + '.log')})")
+        report(dag_id, ok, [] if ok else failure_reasons(dag_id, logfile, since), time.monotonic() - t0)
     return failed
 
 
@@ -259,7 +375,7 @@ def main() -> int:
     r = sub.add_parser("run", help="every ingest DAG then refresh_ioc_views for DATE")
     r.add_argument("date")
     sub.add_parser("ui", help="airflow standalone on the same configuration")
-    sub.add_parser("stop", help="stop the simulator and the embedded PostgreSQL")
+    sub.add_parser("stop", help="stop everything the commands started: Airflow UI, simulator, embedded PostgreSQL")
     c = sub.add_parser("check-suite", help="run a source's suite on a sample of the source, publish nothing")
     c.add_argument("source")
     c.add_argument("--suite", help="suite file to try (default include/expectations/<source>.json)")
@@ -268,10 +384,16 @@ def main() -> int:
     q = sub.add_parser("quarantine", help="quarantined rows of a source per batch, with reasons (masked values)")
     q.add_argument("source")
     q.add_argument("--batch", type=int, help="only this batch, all its rows")
+    sub.add_parser("web", help="start the IOC page (read-only, login ioc_dashboard) and print its URL")
     args = ap.parse_args()
 
     if args.cmd == "stop":
         return stop()
+    if args.cmd == "web":
+        airflow_env()
+        ensure_warehouse()
+        print(f"IOC page: {start_web()}  (make stop stops it)")
+        return 0
     if args.cmd in ("docs", "quarantine"):   # read the warehouse only: no simulator, no pipeline run
         airflow_env()
         ensure_warehouse()
@@ -286,13 +408,13 @@ def main() -> int:
     ensure_simulator(as_of, socket_dir)
     airflow_db()
     if args.cmd == "ui":
-        log("starting airflow standalone on http://localhost:8080 (admin password in .data/airflow/simple_auth_manager_passwords.json.generated)")
-        os.execvp("airflow", ["airflow", "standalone"])
+        return ui()
     t0 = time.monotonic()
     failed = run(as_of)
     if args.cmd != "demo":
         return 1 if failed else 0
     print_indicators()
+    print(f"\nIOC page: {start_web()}  (the same indicators with trends, communes and a wall view; make stop stops it)")
     log(f"demo finished in {time.monotonic() - t0:.0f}s")
     if "refresh_ioc_views" in failed:
         return 1
@@ -369,12 +491,115 @@ def quarantine(code: str, batch_id: int | None) -> int:
     return 0
 
 
+def start_web() -> str:
+    """The IOC page on 127.0.0.1:WEB_PORT, logged in as ioc_dashboard (IN ROLE ioc_reader,
+    password in .data/secrets) unless IOC_WEB_DSN names another login; returns its URL."""
+    import psycopg2.extensions
+
+    from ioc_pipeline import config
+    from ioc_pipeline.quality import data_docs
+    from ioc_web import serve
+
+    dsn = os.environ.get("IOC_WEB_DSN")
+    if not dsn:
+        p = config.postgres_params(config.WAREHOUSE_CONN_ID)
+        password = _secret(WEB_PASSWORD_FILE)
+        serve.provision(p.dsn(), password)   # migrations (ioc_reader, the views), then the login
+        # the embedded server listening on TCP: log in the way a BI tool does, with the password
+        host, port = ("127.0.0.1", p.port) if p.host.startswith("/") and p.port == PG_TCP_PORT else (p.host, p.port)
+        dsn = psycopg2.extensions.make_dsn(host=host, port=port, dbname=p.dbname, user=serve.DASHBOARD_LOGIN,
+                                           password=password)
+    _stop(DATA / "web.pid")   # restart: the page serves this checkout's code
+    return serve.start(dsn, port=WEB_PORT, pid_file=DATA / "web.pid", log_file=DATA / "web.log",
+                       data_docs=data_docs.default_dir(), repo=REPO)
+
+
+def ui_port() -> int:
+    """IOC_UI_PORT (default 8080): the one setting for `make ui`'s port (docs/operations.md)."""
+    raw = os.environ.get("IOC_UI_PORT", "8080")
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise SystemExit(f"IOC_UI_PORT={raw!r} is not a port number")
+    return int(raw)
+
+
+def ui_env(port: int) -> dict[str, str]:
+    """Airflow settings that follow the UI port: the API server's port, its base URL (links,
+    login redirects) and the execution API the task runners call back."""
+    base = f"http://localhost:{port}"
+    return {"AIRFLOW__API__PORT": str(port), "AIRFLOW__API__BASE_URL": base,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/"}
+
+
+def ui() -> int:
+    """`airflow standalone` in its own process group, remembered in UI_PID_FILE for `make stop`."""
+    port = ui_port()
+    os.environ.update(ui_env(port))
+    _stop_ui()   # one UI per checkout
+    passwords = DATA / "airflow" / "simple_auth_manager_passwords.json.generated"
+    log(f"starting airflow standalone on http://localhost:{port} (IOC_UI_PORT; user admin, password in {passwords}); "
+        f"times are shown in your browser's time zone (user menu > timezone); Ctrl-C or `make stop` stops it")
+    proc = subprocess.Popen(["airflow", "standalone"], start_new_session=True)
+    UI_PID_FILE.write_text(str(proc.pid))
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        _stop_ui()
+        return 0
+    finally:
+        if not _alive(proc.pid):
+            UI_PID_FILE.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _stop_group(pid: int, wait_s: float = 30) -> None:
+    """Stop the process group `pid` leads (a command we started with start_new_session)."""
+    from devtools import processes
+
+    for sig, wait in ((signal.SIGINT, wait_s), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        if processes.wait_gone(pid, wait, group=True):
+            return
+
+
+def _stop_ui() -> bool:
+    if not UI_PID_FILE.exists():
+        return False
+    try:
+        pid = int(UI_PID_FILE.read_text())
+    except ValueError:
+        UI_PID_FILE.unlink(missing_ok=True)
+        return False
+    _stop_group(pid)
+    UI_PID_FILE.unlink(missing_ok=True)
+    return True
+
+
 def stop() -> int:
+    """Everything the commands started: the IOC page, the UI (airflow standalone and its
+    components), the simulator, the embedded PostgreSQL."""
     from devtools import embedded_pg
 
-    _stop_simulator()
-    embedded_pg.stop_server(DATA / "pg")
-    log("simulator and embedded PostgreSQL stopped")
+    stopped = ["IOC page"] if _stop(DATA / "web.pid") else []
+    if _stop_ui():
+        stopped.append("Airflow UI")
+    if (DATA / "simulator.pid").exists():
+        _stop_simulator()
+        stopped.append("simulator")
+    if embedded_pg.stop_server(DATA / "pg"):
+        stopped.append("embedded PostgreSQL")
+    log(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
     return 0
 
 

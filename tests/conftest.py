@@ -31,9 +31,8 @@ def pg_server() -> dict:
         pytest.fail(f"IOC_TEST_POSTGRES: {exc}")
 
 
-@pytest.fixture
-def make_database(pg_server):
-    """Factory: create a new empty database, return its libpq DSN; dropped at teardown."""
+def _databases(pg_server):
+    """Factory: create a new empty database, return its libpq DSN; dropped when the generator ends."""
     created: list[str] = []
 
     def _make(prefix: str = "ioc_test") -> str:
@@ -45,6 +44,18 @@ def make_database(pg_server):
     yield _make
     for name in created:
         embedded_pg.maintenance(pg_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def make_database(pg_server):
+    """Factory: create a new empty database, return its libpq DSN; dropped at teardown."""
+    yield from _databases(pg_server)
+
+
+@pytest.fixture(scope="session")
+def make_session_database(pg_server):
+    """Like make_database, for a session-wide fixture (dropped at the end of the session)."""
+    yield from _databases(pg_server)
 
 
 @pytest.fixture

@@ -53,9 +53,9 @@ class PgParams:
         auth = quote(self.user, safe="")
         if self.password:
             auth += ":" + quote(self.password, safe="")
+        port = f":{self.port}" if self.port else ""   # a socket's port too: it names the socket file
         if self.host.startswith("/"):
-            return f"postgresql+psycopg2://{auth}@localhost/{quote(self.dbname)}?host={quote(self.host)}"
-        port = f":{self.port}" if self.port else ""
+            return f"postgresql+psycopg2://{auth}@localhost{port}/{quote(self.dbname)}?host={quote(self.host)}"
         return f"postgresql+psycopg2://{auth}@{self.host}{port}/{quote(self.dbname)}"
 
 

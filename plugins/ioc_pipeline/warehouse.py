@@ -23,6 +23,7 @@ from ioc_pipeline import config
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = config.SQL_DIR / "migrations"
+IOC_COMMENTS = config.SQL_DIR / "ioc" / "comments.sql"   # descriptions of the ioc views (not a migration)
 _MIGRATION_LOCK = 0x10C_06  # pg_advisory_xact_lock key: one migrator at a time
 _MIGRATION_FILE = re.compile(r"(\d{3})_[a-z0-9_]+\.sql")
 
@@ -65,6 +66,7 @@ def migration_files() -> list[Path]:
 
 def migrate(conn) -> list[str]:
     """Apply pending migrations and reference data; return what was applied."""
+    log.info("warehouse: checking migrations (the first run also loads the administrative units)")
     from ioc_pipeline.reference import admin_units  # the reference loader pulls in its package data only here
     from ioc_pipeline.views import indicator_catalog
 
@@ -103,4 +105,18 @@ def migrate(conn) -> list[str]:
             cur.execute("INSERT INTO audit.schema_migration (version, checksum) VALUES (%s, %s)",
                         (indicators, indicators))
             applied.append(indicators)
+        _apply_ioc_comments(cur, done, migrated=bool(applied))
     return applied
+
+
+def _apply_ioc_comments(cur, done: dict, *, migrated: bool) -> None:
+    """COMMENT ON every ioc view and column after any migration (one may have re-created a view)
+    or a change of the file; recorded like a migration, under its own name."""
+    text = IOC_COMMENTS.read_text(encoding="utf-8")
+    checksum = hashlib.sha256(text.encode()).hexdigest()
+    if not migrated and done.get("ioc/comments.sql") == checksum:
+        return
+    cur.execute(text)
+    cur.execute("""INSERT INTO audit.schema_migration (version, checksum) VALUES (%s, %s)
+                   ON CONFLICT (version) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = clock_timestamp()""",
+                ("ioc/comments.sql", checksum))

@@ -5,6 +5,7 @@ values are computed here from the simulator's own ground truth (which records it
 not by the pipeline's code."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -54,6 +55,14 @@ def _conn_json(dsn: str) -> str:
 
 @pytest.fixture
 def stack(make_database, tmp_path):
+    with open_stack(make_database, tmp_path) as opened:
+        yield opened
+
+
+@contextlib.contextmanager
+def open_stack(make_database, tmp_path):
+    """Warehouse and simulator databases, the simulator's data up to D1, its REST server, and the
+    environment `make run` gets (also behind tests/e2e/conftest.py's shared pipeline_run)."""
     warehouse_dsn, sim_dsn = make_database("ioc_e2e_wh"), make_database("ioc_e2e_sim")
     sim_civil.generate(sim_dsn, until=D1, records=RECORDS, seed=11)
     sim_population.generate(sim_dsn, until=D1, days=3, seed=11)
@@ -86,10 +95,12 @@ def stack(make_database, tmp_path):
         "AIRFLOW_VAR_IOC_PII_KEY": "e2e-pii-key-0123456789abcdef",
         "IOC_PROVINCE_CODE": "48",
     }
-    yield {"warehouse": warehouse_dsn, "sim": sim_dsn, "env": env, "logs": tmp_path / "data" / "logs",
-           "landing": landing}
-    server.shutdown()
-    server.server_close()
+    try:
+        yield {"warehouse": warehouse_dsn, "sim": sim_dsn, "env": env, "logs": tmp_path / "data" / "logs",
+               "landing": landing}
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 FILE_GENERATORS = {"health_visits": sim_health, "social_payments": sim_social, "project06_tracker": sim_tracker}
@@ -189,9 +200,10 @@ class _Webhook:
         self._server.server_close()
 
 
-def make_run(stack, date: dt.date) -> subprocess.CompletedProcess:
+def make_run(stack, date: dt.date, timeout: float = 1200) -> subprocess.CompletedProcess:
+    """`make run DATE`; the timeout only guards against a hang (shared runners can be slow)."""
     return subprocess.run([sys.executable, str(REPO / "scripts" / "pipeline.py"), "run", date.isoformat()],
-                          env=stack["env"], cwd=REPO, capture_output=True, text=True, timeout=1200)
+                          env=stack["env"], cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
 def expected_values(sim_dsn: str, as_of: dt.date, data_until: dt.date) -> dict[tuple[str, str], tuple[int, int]]:
@@ -314,8 +326,8 @@ def check_land(stack, as_of: dt.date) -> None:
         assert (num, den, value, as_of_date) == (e_num, e_den, pct(e_num, e_den), as_of), key
 
 
-def test_make_run_two_days_against_the_simulator(stack):
-    run1 = make_run(stack, D1)
+def test_make_run_two_days_against_the_simulator(pipeline_run):
+    stack, run1 = pipeline_run, pipeline_run["run1"]   # the D1 run the browser test also reads
     check_run_outcome(stack, run1, D1)
     assert "ingest_civil_status success" in run1.stdout and "refresh_ioc_views success" in run1.stdout
     check_files(stack, D1)

@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Iterator
 from psycopg2 import sql
 from psycopg2.extras import Json
 
-from ioc_pipeline import config, warehouse
+from ioc_pipeline import config, failure_text, progress, warehouse
 from ioc_pipeline.errors import BatchFailed
 from ioc_pipeline.extract.window import Window
 from ioc_pipeline.personal_data import pii
@@ -117,7 +117,7 @@ def open_run(conn, source: Source, dag_run_id: str, as_of: dt.date, *, key: byte
         # A run left 'running' by a killed worker never committed anything: say so.
         cur.execute(
             """UPDATE audit.source_run SET status = 'failed', finished_at = clock_timestamp(),
-                      error = 'abandoned: the worker stopped before the run finished'
+                      error = 'abandoned: the worker stopped before the run finished', error_detail = NULL
                 WHERE source_code = %s AND status = 'running' AND run_key <> %s""",
             (source.code, run_key),
         )
@@ -126,7 +126,7 @@ def open_run(conn, source: Source, dag_run_id: str, as_of: dt.date, *, key: byte
             """INSERT INTO audit.source_run (run_key, source_code, dag_run_id, as_of_date, status)
                VALUES (%s, %s, %s, %s, 'running')
                ON CONFLICT (run_key) DO UPDATE SET status = 'running', started_at = clock_timestamp(),
-                   finished_at = NULL, error = NULL, rows_loaded = 0, rows_quarantined = 0""",
+                   finished_at = NULL, error = NULL, error_detail = NULL, rows_loaded = 0, rows_quarantined = 0""",
             (run_key, source.code, dag_run_id, as_of),
         )
     return run_key
@@ -138,7 +138,7 @@ def abandon_running_batches(cur, source: Source, run_key: str | None = None) -> 
     which no teardown dropped (it holds hashed IDs and masks). Returns their ids."""
     cur.execute(
         """UPDATE audit.batch SET status = 'failed', finished_at = clock_timestamp(),
-                  error = 'abandoned: the worker stopped before the batch finished'
+                  error = 'abandoned: the worker stopped before the batch finished', error_detail = NULL
             WHERE source_code = %s AND status = 'running' AND (%s::text IS NULL OR run_key = %s)
         RETURNING batch_id""",
         (source.code, run_key, run_key),
@@ -158,15 +158,16 @@ def abandon_running_batches(cur, source: Source, run_key: str | None = None) -> 
 def record_failed_run(conn, source: Source, dag_run_id: str, as_of: dt.date, error: str) -> None:
     """A run that failed before it could open (refused key, broken setting): recorded as failed,
     so ioc.source_freshness shows it instead of the last success."""
-    error = (error.strip().splitlines() or ["unknown error"])[0][:500]
     with warehouse.transaction(conn) as cur:
         register_source(cur, source)
         cur.execute(
-            """INSERT INTO audit.source_run (run_key, source_code, dag_run_id, as_of_date, status, finished_at, error)
-               VALUES (%s, %s, %s, %s, 'failed', clock_timestamp(), %s)
+            """INSERT INTO audit.source_run (run_key, source_code, dag_run_id, as_of_date, status, finished_at,
+                                             error, error_detail)
+               VALUES (%s, %s, %s, %s, 'failed', clock_timestamp(), %s, %s)
                ON CONFLICT (run_key) DO UPDATE SET status = 'failed', finished_at = clock_timestamp(),
-                   error = EXCLUDED.error""",
-            (f"{source.code}/{dag_run_id}", source.code, dag_run_id, as_of, error))
+                   error = EXCLUDED.error, error_detail = EXCLUDED.error_detail""",
+            (f"{source.code}/{dag_run_id}", source.code, dag_run_id, as_of,
+             failure_text.short(error) or "unknown error", failure_text.full(error)))
 
 
 def open_batch(conn, source: Source, run_key: str, as_of: dt.date, *, province_code: str, batch_name: str,
@@ -245,6 +246,7 @@ def stage_items(conn, source: Source, plan: BatchPlan, items: Iterable[dict], *,
     known = set(source.field_names) | ({rows.CELL_ERRORS} if source.kind == "file" else set())
     seen: set[str] = set()
     extra: set[str] = set()
+    counted = progress.Progress(log, f"{source.code} batch {plan.batch_id}: staging")
     with warehouse.transaction(conn) as cur:
         staging.truncate(cur, plan.staging_table)
         writer = staging.CopyWriter(cur, plan.staging_table, rows.staging_columns(source))
@@ -257,12 +259,12 @@ def stage_items(conn, source: Source, plan: BatchPlan, items: Iterable[dict], *,
                 if not keys <= known:
                     extra.update(_column_label(k) for k in keys if k not in known)
                 writer.write(build(writer.rows + 1, item))
-                if writer.rows % 100_000 == 0:
-                    log.info("%s: %d rows staged", source.code, writer.rows)
+                counted.add()
             writer.flush()
         except BaseException:
             writer.abandon()
             raise
+    counted.done()
     return writer.rows, writer.checksum, seen & set(source.field_names), extra
 
 
@@ -439,7 +441,12 @@ def validate(conn, source: Source, plan: BatchPlan, *, sqlalchemy_url: str) -> d
     from ioc_pipeline.ingest import validation  # GX is heavy: import it only in the task that validates
 
     suite = validation.load_suite(source.suite_path)
-    results = validation.validate_table(sqlalchemy_url, staging.SCHEMA, plan.staging_table, suite)
+    with warehouse.transaction(conn) as cur:
+        cur.execute("SELECT rows_read FROM audit.batch WHERE batch_id = %s", (plan.batch_id,))
+        staged = (cur.fetchone() or [None])[0]
+    with progress.heartbeat(log, f"{source.code} batch {plan.batch_id}: validation ({len(suite.specs)} expectations)",
+                            rows=staged):
+        results = validation.validate_table(sqlalchemy_url, staging.SCHEMA, plan.staging_table, suite)
     specs = {s.index: s for s in suite.specs}
     rejects = rejects_table(plan)
     with warehouse.transaction(conn) as cur:
@@ -560,7 +567,9 @@ def publish(conn, source: Source, plan: BatchPlan, *, finish_run: bool = True) -
                       AND o.record_date IS NOT DISTINCT FROM n.record_date
                       AND o.reasons = n.reasons AND o.failing_values = n.failing_values""",
                 {"source": source.code, "batch": plan.batch_id})
-            cur.execute(merge.statement(cur, source, t, rj), {"batch_id": plan.batch_id, "file_name": plan.file_name, "file_date": plan.file_date})
+            with progress.heartbeat(log, f"{source.code} batch {plan.batch_id}: merge into {source.core_table}"):
+                cur.execute(merge.statement(cur, source, t, rj),
+                            {"batch_id": plan.batch_id, "file_name": plan.file_name, "file_date": plan.file_date})
             loaded = cur.rowcount
             if plan.file_name:
                 removed = _remove_absent_rows(cur, source, plan)
@@ -581,7 +590,8 @@ def publish(conn, source: Source, plan: BatchPlan, *, finish_run: bool = True) -
                        updated_at = clock_timestamp()""",
                 (source.code, plan.window_end, plan.batch_id),
             )
-        status = sql.SQL("status = 'success', finished_at = clock_timestamp(), error = NULL, " if finish_run else "")
+        status = sql.SQL("status = 'success', finished_at = clock_timestamp(), error = NULL, error_detail = NULL, "
+                         if finish_run else "")
         cur.execute(sql.SQL(
             """UPDATE audit.source_run SET {status}rows_loaded = rows_loaded + %s, rows_quarantined = rows_quarantined + %s
                 WHERE run_key = %s""").format(status=status),
@@ -596,24 +606,25 @@ def publish(conn, source: Source, plan: BatchPlan, *, finish_run: bool = True) -
 
 
 def finish_run(conn, run_key: str, failures: list[str]) -> None:
-    """Close a multi-batch (file source) run: success only if every batch committed."""
-    error = ("; ".join(failures))[:500] if failures else None
+    """Close a multi-batch (file source) run: success only if every batch committed. `failures`:
+    one reason per failed file, all kept in error_detail, the short text in error."""
     with warehouse.transaction(conn) as cur:
         cur.execute(
-            """UPDATE audit.source_run SET status = %s, error = %s, finished_at = clock_timestamp()
+            """UPDATE audit.source_run SET status = %s, error = %s, error_detail = %s, finished_at = clock_timestamp()
                 WHERE run_key = %s""",
-            ("failed" if failures else "success", error, run_key))
+            ("failed" if failures else "success", failure_text.short(failures), failure_text.full(failures), run_key))
 
 
 # ----------------------------------------------------------------------------- failure and cleanup
 
 def fail(conn, plan: BatchPlan, error: str, *, run_too: bool = True) -> None:
     """Record the failure (nothing was published: the publish transaction is all or nothing)."""
-    error = error.splitlines()[0][:500] if error else "unknown error"
+    error = error or "unknown error"
     with warehouse.transaction(conn) as cur:
         cur.execute(
-            "UPDATE audit.batch SET status = 'failed', error = %s, finished_at = clock_timestamp() "
-            "WHERE batch_id = %s AND status <> 'committed'", (error, plan.batch_id))
+            "UPDATE audit.batch SET status = 'failed', error = %s, error_detail = %s, finished_at = clock_timestamp() "
+            "WHERE batch_id = %s AND status <> 'committed'",
+            (failure_text.short(error) or "unknown error", failure_text.full(error), plan.batch_id))
         cur.execute("UPDATE audit.file_delivery SET status = 'failed' WHERE batch_id = %s AND status <> 'committed'",
                     (plan.batch_id,))
         if run_too:
@@ -621,9 +632,11 @@ def fail(conn, plan: BatchPlan, error: str, *, run_too: bool = True) -> None:
 
 
 def fail_run(cur, run_key: str, error: str) -> None:
+    """The run failed: the short text for ioc.source_freshness, every reason in error_detail."""
     cur.execute(
-        "UPDATE audit.source_run SET status = 'failed', error = %s, finished_at = clock_timestamp() WHERE run_key = %s",
-        (error, run_key))
+        "UPDATE audit.source_run SET status = 'failed', error = %s, error_detail = %s, finished_at = clock_timestamp()"
+        " WHERE run_key = %s",
+        (failure_text.short(error) or "unknown error", failure_text.full(error), run_key))
 
 
 def cleanup(conn, plan: BatchPlan) -> None:

@@ -17,6 +17,7 @@ import pendulum
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 
 from ioc_pipeline.declaration import catalog
+from ioc_pipeline.orchestration import dag_docs
 from ioc_pipeline.declaration.catalog import Source
 from ioc_pipeline.config import LOCAL_TZ
 
@@ -64,9 +65,9 @@ def _on_failure(context) -> None:
             with runner.session() as ses:
                 if "batch_id" in plan:
                     runner.fail(ses, plan, f"{ti.task_id}: {reason}")
-                else:  # a file source's run: its batches recorded their own outcome
-                    with warehouse.transaction(ses.conn) as cur:
-                        batch.fail_run(cur, plan["run_key"], f"{ti.task_id}: {reason}"[:500])
+                elif ti.task_id != "finish":  # finish only reports what finish_run recorded, file by file
+                    with warehouse.transaction(ses.conn) as cur:  # a file source's run: its batches recorded their own outcome
+                        batch.fail_run(cur, plan["run_key"], f"{ti.task_id}: {reason}")
     line = notify.failure_line(dag_id, context["run_id"], ti.task_id, reason)
     notify.send(line, {"dag_id": dag_id, "run_id": context["run_id"], "task_id": ti.task_id,
                        "source": dag_id.removeprefix("ingest_") if dag_id.startswith("ingest_") else None,
@@ -111,75 +112,6 @@ def _default_args() -> dict:
     }
 
 
-def _doc(source: Source) -> str:
-    return f"""### ingest_{source.code} — {source.title} ({source.owner})
-
-**Reads** the `{source.code}` source through connection `{source.connection}` ({source.kind}
-source{f", `{source.path}`" if source.path else ""}), see `shared/spec/sources.md`.
-Incremental by `{source.watermark}` from the last committed watermark up to D+1 00:00 +07:00
-(the as-of date D comes from the `as_of_date` param, else the run's own date rule).
-
-**Writes** `{source.core_table}` (latest valid version per key {', '.join(source.key)}),
-`quarantine.rejected_row` (failing rows with reasons, personal IDs masked), `audit.batch`,
-`audit.validation_result`, `audit.watermark`; publishes the Asset `{source.asset_uri}`,
-which triggers `refresh_ioc_views`.
-
-**Checks** `include/expectations/{source.code}.json` (GX suite, run inside PostgreSQL).
-Critical row-level failures quarantine rows; more than {source.quarantine_threshold:.0%} of the
-batch's keys quarantined, or a critical batch-level failure, fails the whole batch.
-
-**When it fails** nothing was published: the warehouse and the IOC views keep the last good
-data, and `ioc.source_freshness` shows the failure. The failed task's log and
-`audit.batch.error` hold one line naming the problem:
-- *token refused / connection missing*: fix connection `{source.connection}`;
-- *gave up after N attempts*: the source is down or overloaded; clear the task later;
-- *failed validation*: look at `audit.validation_result` for the batch, and at
-  `quarantine.rejected_row`; fix the source or the suite, then re-run the same date
-  (re-runs are idempotent).
-{_replay_doc(source) if source.watermark else ""}"""
-
-
-def _replay_doc(source: Source) -> str:
-    return f"""
-**Replay** rows that were quarantined, once the source fixed them without touching their
-`{source.watermark}`: trigger with the `replay_batch` param = the batch id of the quarantine
-(`make quarantine SOURCE={source.code}` lists them); its window is read again and merged (a
-stored version is replaced only by one at least as recent; the watermark never moves back).
-"""
-
-
-def _file_doc(source: Source) -> str:
-    return f"""### ingest_{source.code} — {source.title} ({source.owner})
-
-**Reads** the files `{source.files.pattern}` of the landing folder of connection
-`{source.connection}` (type fs, extra `path`), see `shared/spec/sources.md` and
-`docs/file_sources.md`: every delivery named on or before the as-of date D (undated files
-always) that has settled for 60 s and whose (name, checksum) has not loaded yet. Each file is
-one batch; a file delivered again under the same name is a correction that replaces its rows.
-
-**Runs** nightly (as-of date D = yesterday), when the triggerer sees a new or changed settled
-file in the landing folder (Asset `ioc://landing/{source.code}`; D = yesterday too: a file named
-today waits for the night), or by hand with the `as_of_date` param.
-
-**Writes** `{source.core_table}`, `quarantine.rejected_row` (failing rows with reasons,
-personal IDs masked), `audit.file_delivery` (the file ledger), `audit.batch`,
-`audit.validation_result`; publishes the Asset `{source.asset_uri}` when files loaded.
-
-**Checks** `include/expectations/{source.code}.json` (GX suite, run inside PostgreSQL) on each
-file. More than {source.quarantine_threshold:.0%} of a file's keys quarantined, or a critical
-batch-level failure, fails that file only.
-
-**When it fails** the `finish` task lists the files that failed, one line each (also in
-`audit.batch.error` and `ioc.source_freshness.last_error`); the other files loaded. Nothing of a
-failed file was published:
-- *cannot be read* (truncated, not UTF-8, wrong sheet, column missing): ask the department to
-  deliver the file again (same name); the next run loads it;
-- *failed validation*: see `audit.validation_result` and `quarantine.rejected_row` for the batch;
-  fix the file or the suite; a failed file is tried again at every run until it loads;
-- *landing path missing*: fix connection `{source.connection}`.
-"""
-
-
 def _ingest_dag(source: Source, **kwargs) -> DAG:
     """What every ingest DAG shares (operations.md: owner, tags, one run at a time, callback)."""
     return DAG(dag_id=source.dag_id, start_date=START, catchup=False, max_active_runs=1,
@@ -192,12 +124,14 @@ def build_file_ingest_dag(source: Source) -> DAG:
     outlet = asset_for(source)
     with _ingest_dag(
         source,
-        description=f"Load the delivered files of {source.title} into the warehouse",
+        # the UI shows an asset schedule without its cron: the description says both
+        description=f"Nightly at {dag_docs.cron_text(INGEST_CRON)} and on arrival of a file: "
+                    f"load the delivered files of {source.title} into the warehouse",
         # nightly, and on arrival of a delivery (asset watcher on the landing folder)
         schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(INGEST_CRON, timezone=LOCAL_TZ),
                                      assets=landing_asset(source)),
         params={"as_of_date": AS_OF_PARAM},
-        doc_md=_file_doc(source),
+        doc_md=dag_docs.file_doc(source, INGEST_CRON),
     ) as dag:
 
         @task
@@ -240,13 +174,11 @@ def build_file_ingest_dag(source: Source) -> DAG:
 
         @task
         def finish(result: dict) -> None:
-            """Fail the run, naming every file that failed, if any did (the others loaded)."""
+            """Fail the run if any file failed, naming each failed file on its own line (the others loaded)."""
             from airflow.sdk.exceptions import AirflowFailException
 
             if result["failures"]:
-                raise AirflowFailException(
-                    f"{source.code}: {len(result['failures'])} of {result['files']} file(s) failed: "
-                    + " | ".join(result["failures"]))
+                raise AirflowFailException(dag_docs.file_failure_message(source, result["files"], result["failures"]))
 
         finish(load_files(begin()))
     return dag
@@ -259,7 +191,7 @@ def build_ingest_dag(source: Source) -> DAG:
         description=f"Extract, validate and load {source.title} into the warehouse",
         schedule=CronTriggerTimetable(INGEST_CRON, timezone=LOCAL_TZ),
         params={"as_of_date": AS_OF_PARAM, **({"replay_batch": REPLAY_PARAM} if source.watermark else {})},
-        doc_md=_doc(source),
+        doc_md=dag_docs.ingest_doc(source, INGEST_CRON),
     ) as dag:
 
         @task
@@ -330,30 +262,6 @@ def build_ingest_dag(source: Source) -> DAG:
     return dag
 
 
-REFRESH_DOC = """### refresh_ioc_views — recompute the IOC's indicators
-
-**Reads** the core tables (`core.*`), `core.admin_unit` and the audit ledger.
-**Writes** `mart.indicator_history` for the as-of date D, in one transaction: the `ioc.*` views
-(`indicator_values`, `indicator_history`, `indicator_catalog`, `source_freshness`) show the
-old or the new row set, never a mix, and readers are never blocked.
-
-**Runs** when an ingest DAG publishes its Asset (D = the greatest `as_of_date` in the
-triggering events), nightly as a fallback (D = yesterday in Asia/Ho_Chi_Minh), or by hand
-with the `as_of_date` param. Sources whose last batch failed count with their last good data.
-
-Then `reconcile` stores the cross-source warnings of D (deaths registered before a social
-payment or a health visit, per commune, joined on the pseudonymised ID) in
-`audit.reconciliation_result` (`ioc.data_quality_reconciliation`); a flagged row never fails it.
-Last, `build_data_docs` rebuilds the data-quality report (`make docs` prints where), also after a
-failed refresh.
-
-**When it fails** the views keep the previous row set. Look at the task log: a SQL error names
-the indicator file in `include/sql/indicators/`; re-run the same date once fixed (idempotent).
-A failed `build_data_docs` leaves the views as refreshed: fix it (disk, permissions of
-`IOC_DATA_DOCS_DIR`) and run `make docs`.
-"""
-
-
 def build_refresh_dag(sources: list[Source]) -> DAG:
     assets = [asset_for(s) for s in sources]
     condition = assets[0]
@@ -369,7 +277,7 @@ def build_refresh_dag(sources: list[Source]) -> DAG:
         default_args={**_default_args(), "retries": 1, "retry_delay": dt.timedelta(minutes=1)},
         params={"as_of_date": AS_OF_PARAM},
         tags=["ioc", "views"],
-        doc_md=REFRESH_DOC,
+        doc_md=dag_docs.refresh_doc(REFRESH_CRON),
     ) as dag:
 
         @task

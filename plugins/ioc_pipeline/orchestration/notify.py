@@ -15,7 +15,10 @@ log = logging.getLogger(__name__)
 
 
 def failure_line(dag_id: str, run_id: str, task_id: str, reason: str) -> str:
-    reason = (reason or "unknown error").strip().splitlines()[0][:300]
+    """One line: every reason that fits in the short form (failure_text), then "(+N more)"."""
+    from ioc_pipeline import failure_text
+
+    reason = failure_text.short(reason) or "unknown error"
     return f"{dag_id} run {run_id} failed in task {task_id}: {reason}"
 
 
