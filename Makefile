@@ -88,11 +88,12 @@ lock:
 clean: stop
 	rm -rf .data $(VENV)
 
-# Ingest paths vs raw COPY (bench/README.md, docs/performance.md): by default civil_status, tuition, land and
-# health_visits at 100k and 1M rows; e.g. make bench BENCH_ARGS="--source tuition --rows 5000000".
+# Ingest paths vs COPY and dlt (bench/README.md, docs/performance.md): by default tuition and health_visits at
+# 100k, 1M and 5M rows, civil_status at 1M; e.g. make bench BENCH_ARGS="--source tuition --rows 1000000".
+# It installs requirements-dev.txt (dlt for the comparison) first.
 # make bench-nightly: the nightly cycle and the view refresh at province scale (BENCH_ARGS for its options).
 .PHONY: bench bench-nightly bench-web  # the bench/ folder would otherwise make the target look up to date
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(PY) bench/bench_ingest.py $(BENCH_ARGS)
 
 bench-nightly: $(STAMP)

@@ -43,10 +43,15 @@ from benchlib import PROVINCE  # noqa: E402
 log = logging.getLogger("bench_ingest")
 
 SOURCES = ("civil_status", "tuition", "land", "health_visits")
+# The issue's table: SQL and file sources at three sizes, REST at 1M. land is measured only when
+# asked: its generator's digitisation backlog UPDATE scans every certificate each simulated day
+# since 2023 (quadratic): 100k rows take minutes to generate, 1M hours.
+DEFAULT_PLAN = (("tuition", (100_000, 1_000_000, 5_000_000)), ("health_visits", (100_000, 1_000_000, 5_000_000)),
+                ("civil_status", (1_000_000,)))
 DEFAULT_ROWS = (100_000, 1_000_000)
-# The land generator's digitisation backlog UPDATE scans every certificate each simulated day
-# since 2023 (quadratic): 100k rows take minutes to generate, 1M hours. Its default is 100k.
 DEFAULT_ROWS_OF = {"land": (100_000,)}
+# publish with a full quarantine against an empty one, on this run of the default plan
+DEFAULT_QUARANTINE_CHECK = ("tuition", 1_000_000, (0, 1_000_000))
 UNTIL = dt.date(2026, 11, 19)     # last generated day (a Thursday); the run's as-of date
 SEED = 11
 STEPS = ("begin", "extract", "record_extract", "dedupe", "validate", "publish", "cleanup")  # ingest_path.STEPS
@@ -54,8 +59,10 @@ STEPS = ("begin", "extract", "record_extract", "dedupe", "validate", "publish", 
 
 # ----------------------------------------------------------------------------- ingest child
 
-def ingest_child(code: str, wh_dsn: str, as_of: str, key_hex: str, landing: str | None) -> dict:
-    """Runs in a spawned process: the real path of one source, each step timed."""
+def ingest_child(code: str, wh_dsn: str, as_of: str, key_hex: str, landing: str | None,
+                 quarantine_before: int = 0) -> dict:
+    """Runs in a spawned process: the real path of one source, each step timed. With
+    `quarantine_before`, that many rejected rows of the source are in quarantine first."""
     benchlib.child_logging("ingest")
     log.info("ingest process started: peak RSS so far %.0f MB", benchlib.peak_rss_mb())
     from ioc_pipeline.declaration import catalog
@@ -69,6 +76,8 @@ def ingest_child(code: str, wh_dsn: str, as_of: str, key_hex: str, landing: str 
     warehouse.migrate(conn)
     migrate_s = time.perf_counter() - t0
     log.info("warehouse migrated in %.1f s", migrate_s)
+    if quarantine_before:
+        fill_quarantine(conn, code, quarantine_before)
 
     timer = ingest_path.Recorder()
     start = time.perf_counter()
@@ -82,6 +91,32 @@ def ingest_child(code: str, wh_dsn: str, as_of: str, key_hex: str, landing: str 
     times.update(total=total, migrate=migrate_s)
     cpu["total"] = sum(cpu.values())
     return {**out, "times": times, "cpu": cpu, "rss_mb": dict(timer.rss_mb), "duplicates_removed": timer.removed}
+
+
+def fill_quarantine(conn, code: str, n: int) -> None:
+    """n rejected rows of the source from an earlier (committed) batch, as a month of nightly
+    runs leaves them: distinct keys, a record date, the reasons and masked values publish writes."""
+    from ioc_pipeline.declaration import catalog
+    from ioc_pipeline.ingest import batch
+
+    t = time.perf_counter()
+    with conn.cursor() as cur:
+        batch.register_source(cur, catalog.get(code))
+        cur.execute("""INSERT INTO audit.source_run (run_key, source_code, dag_run_id, as_of_date, status)
+                       VALUES (%s, %s, 'earlier', '2026-10-01', 'success')""", (f"{code}/earlier", code))
+        cur.execute("""INSERT INTO audit.batch (source_code, run_key, as_of_date, batch_name, status)
+                       VALUES (%s, %s, '2026-10-01', 'earlier', 'committed') RETURNING batch_id""",
+                    (code, f"{code}/earlier"))
+        batch_id = cur.fetchone()[0]
+        cur.execute("""INSERT INTO quarantine.rejected_row (source_code, batch_id, business_key, record_date, reasons,
+                           failing_values)
+                       SELECT %s, %s, 'EARLIER' || g, '2026-10-01', jsonb_build_array(jsonb_build_object(
+                                  'expectation', 'expect_column_values_to_not_be_null', 'column', 'commune_code',
+                                  'reason', 'commune_code is missing')), jsonb_build_object('commune_code', NULL)
+                         FROM generate_series(1, %s) g""", (code, batch_id, n))
+        cur.execute("ANALYZE quarantine.rejected_row")
+    conn.commit()
+    log.info("%d rows of an earlier batch put in quarantine in %.1f s", n, time.perf_counter() - t)
 
 
 # ----------------------------------------------------------------------------- the sources' data and baselines
@@ -99,15 +134,15 @@ def _wire_text(field: str) -> str:
 
 
 def export_served_rows(sim_dsn: str, window_end: str, path: Path) -> tuple[int, list[str]]:
-    """The civil_status window's rows exactly as served (duplicates twice, in page order)."""
+    """The civil_status window's rows exactly as served (duplicates twice, in page order), as CSV."""
     select = (f"SELECT {', '.join(_wire_text(f) for f in CIVIL_FIELDS)} FROM sim.civil_status_records"
               " CROSS JOIN LATERAL generate_series(1, CASE WHEN sim_served_twice THEN 2 ELSE 1 END) rep(n)"
               f" WHERE updated_at < '{window_end}'::timestamptz ORDER BY updated_at, record_id, rep.n")
-    return benchlib.copy_query_to_file(sim_dsn, select, path), list(CIVIL_FIELDS)
+    return benchlib.copy_query_to_file(sim_dsn, select, path, options=CSV), list(CIVIL_FIELDS)
 
 
 def export_sql_window(code: str, sim_dsn: str, window_end: str, path: Path) -> tuple[int, list[str]]:
-    """The SQL source's window exactly as the extractor selects it (its own query, every column ::text)."""
+    """The SQL source's window as the extractor's own item query selects it (every column ::text), as CSV."""
     import psycopg2
     from ioc_pipeline.declaration import catalog
     from ioc_pipeline import config
@@ -126,10 +161,40 @@ def export_sql_window(code: str, sim_dsn: str, window_end: str, path: Path) -> t
     finally:
         conn.close()
     session = ("SET DateStyle = 'ISO, YMD'", f"SET TimeZone = '{config.LOCAL_TZ}'")
-    return benchlib.copy_query_to_file(sim_dsn, select, path, session), columns
+    return benchlib.copy_query_to_file(sim_dsn, select, path, session, options=CSV), columns
 
 
-def bench_one(params: dict, code: str, n: int, workdir: Path) -> dict:
+CSV = "(FORMAT csv, HEADER true)"
+
+
+def core_indexes(wh_dsn: str, source, columns: list[str]) -> list[list[str]]:
+    """The core table's indexes (its key's included) on the raw columns they derive from: a
+    column the rows lack stands for the one it is derived from (commune_code_2025 ->
+    commune_code, a *_on date -> the record date). Unique ones lose their uniqueness: the raw
+    rows still hold the duplicates that dedupe removes."""
+    import psycopg2
+
+    with psycopg2.connect(wh_dsn) as conn, conn.cursor() as cur:
+        cur.execute("""SELECT array_agg(a.attname::text ORDER BY k.n) FROM pg_index i
+                         CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n)
+                         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                        WHERE i.indrelid = %s::regclass GROUP BY i.indexrelid""", (source.core_table,))
+        found = [r[0] for r in cur.fetchall()]
+    conn.close()
+    out = []
+    for cols in found:
+        mapped = []
+        for c in cols:
+            stand_in = (c if c in columns else c.removesuffix("_2025") if c.removesuffix("_2025") in columns
+                        else source.record_date if c.endswith("_on") and source.record_date in columns else None)
+            if stand_in and stand_in not in mapped:
+                mapped.append(stand_in)
+        if mapped and mapped not in out:
+            out.append(mapped)
+    return out
+
+
+def bench_one(params: dict, code: str, n: int, workdir: Path, quarantine_before: list[int], with_dlt: bool) -> dict:
     from ioc_pipeline.declaration import catalog
 
     source = catalog.get(code)
@@ -137,7 +202,6 @@ def bench_one(params: dict, code: str, n: int, workdir: Path) -> dict:
     sim_proc = None
     conn_env = f"AIRFLOW_CONN_{source.connection.upper()}"
     try:
-        wh_dsn = benchlib.create_database(params, "wh", created)
         landing = None
         log.info("%s N=%d: generating the source's records", code, n)
         t = time.perf_counter()
@@ -167,32 +231,51 @@ def bench_one(params: dict, code: str, n: int, workdir: Path) -> dict:
         elif source.kind == "sql":
             os.environ[conn_env] = benchlib.pg_conn_json(sim_dsn)
 
-        log.info("%s N=%d: ingest in a spawned process", code, n)
-        result = benchlib.run_in_child(ingest_child, code, wh_dsn, UNTIL.isoformat(), os.urandom(32).hex(),
-                                       str(landing) if landing else None)
+        runs = {}
+        for before in quarantine_before:
+            wh_dsn = benchlib.create_database(params, "wh", created)
+            log.info("%s N=%d: ingest in a spawned process, %d rows in quarantine before", code, n, before)
+            result = benchlib.run_in_child(ingest_child, code, wh_dsn, UNTIL.isoformat(), os.urandom(32).hex(),
+                                           str(landing) if landing else None, before)
+            log.info("%s N=%d: ingest done in %.1f s (publish %.1f s): %d rows read, %d loaded, %d quarantined", code,
+                     n, result["times"]["total"], result["times"]["publish"], result["rows_read"],
+                     result["rows_loaded"], result["quarantined"])
+            runs[before] = result
+        result = dict(runs[quarantine_before[0]])
+        result["publish_by_quarantine"] = {b: r["times"]["publish"] for b, r in runs.items()}
         result["sim_cpu"] = result["sim_db_cpu"] = None
         if sim_proc is not None:
             result["sim_cpu"], result["sim_db_cpu"] = benchlib.source_side_cpu(sim_proc, sim_dsn)
             benchlib.stop_process(sim_proc)
             sim_proc = None
-        log.info("%s N=%d: ingest done in %.1f s: %d rows read, %d loaded, %d quarantined", code, n,
-                 result["times"]["total"], result["rows_read"], result["rows_loaded"], result["quarantined"])
 
+        # the same rows, as CSV: the file itself, or what the source serves / the window query selects
         if source.kind == "file":
-            copy_file, options, exported = csv_path, "(FORMAT csv, HEADER true)", records
-            columns = header
+            copy_file, exported, columns = csv_path, records, header
         else:
-            copy_file, options = workdir / f"served-{code}-{n}.copy", ""
+            copy_file = workdir / f"served-{code}-{n}.csv"
             exported, columns = (export_served_rows(sim_dsn, result["window_end"], copy_file) if code == "civil_status"
                                  else export_sql_window(code, sim_dsn, result["window_end"], copy_file))
         if exported != result["rows_read"]:
             log.warning("%s N=%d: baseline has %d rows, the ingest read %d", code, n, exported, result["rows_read"])
-        log.info("%s N=%d: raw COPY of %d rows (%.0f MB)", code, n, exported, copy_file.stat().st_size / 1e6)
-        copy_s = benchlib.raw_copy(wh_dsn, copy_file, columns, options)
-        copy_file.unlink()
-        log.info("%s N=%d: raw COPY in %.2f s", code, n, copy_s)
+        log.info("%s N=%d: COPY of %d rows (%.0f MB)", code, n, exported, copy_file.stat().st_size / 1e6)
+        copy_s = benchlib.raw_copy(wh_dsn, copy_file, columns, CSV)
+        indexes = core_indexes(wh_dsn, source, columns)
+        copy_idx_s = benchlib.raw_copy(wh_dsn, copy_file, columns, CSV, indexes)
+        log.info("%s N=%d: COPY in %.2f s, into a table with indexes %s in %.2f s", code, n, copy_s, indexes, copy_idx_s)
+        dlt = {}
+        if with_dlt:
+            import dlt_load
+
+            dlt_dsn = benchlib.create_database(params, "dlt", created)
+            log.info("%s N=%d: dlt loads the same rows (merge on %s)", code, n, ", ".join(source.key))
+            dlt = benchlib.run_in_child(dlt_load.load, str(copy_file), dlt_dsn, list(source.key), str(workdir))
+            log.info("%s N=%d: dlt in %.1f s, %d rows in its table, peak RSS %.0f MB", code, n, dlt["dlt_s"],
+                     dlt["dlt_rows"], dlt["peak_rss_mb"])
+        if source.kind != "file":
+            copy_file.unlink()
         return {"source": code, "n": n, "records": records, "generate_s": generate_s, "copy_rows": exported,
-                "copy_s": copy_s, **result}
+                "copy_s": copy_s, "copy_idx_s": copy_idx_s, "indexes": indexes, "dlt": dlt, **result}
     finally:
         if sim_proc is not None:
             benchlib.stop_process(sim_proc)
@@ -202,8 +285,9 @@ def bench_one(params: dict, code: str, n: int, workdir: Path) -> dict:
 
 # ----------------------------------------------------------------------------- report
 
-HEAD = ("source", "N", "rows read", "e2e s", "e2e rows/s", "COPY rows/s", "COPY/e2e", "extract s", "dedupe s",
-        "validate s", "publish s", "other s", "CPU s", "peak RSS MB")
+HEAD = ("source", "N", "rows read", "e2e s", "e2e rows/s", "COPY rows/s", "COPY idx rows/s", "e2e/COPY",
+        "e2e/COPY idx", "dlt rows/s", "e2e/dlt", "extract s", "dedupe s", "validate s", "publish s", "other s",
+        "CPU s", "peak RSS MB", "dlt RSS MB")
 
 
 def table(results: list[dict]) -> str:
@@ -212,12 +296,29 @@ def table(results: list[dict]) -> str:
         t = r["times"]
         e2e = r["rows_read"] / t["total"]
         copy = r["copy_rows"] / r["copy_s"]
+        copy_idx = r["copy_rows"] / r["copy_idx_s"]
+        dlt = r["copy_rows"] / r["dlt"]["dlt_s"] if r["dlt"] else None
         other = t["total"] - t["extract"] - t["dedupe"] - t["validate"] - t["publish"]
         lines.append((r["source"], f"{r['n']:,}", f"{r['rows_read']:,}", f"{t['total']:.1f}", f"{e2e:,.0f}",
-                      f"{copy:,.0f}", f"{copy / e2e:.1f}x", f"{t['extract']:.1f}", f"{t['dedupe']:.1f}",
-                      f"{t['validate']:.1f}", f"{t['publish']:.1f}", f"{other:.1f}", f"{r['cpu']['total']:.1f}",
-                      f"{r['peak_rss_mb']:.0f}"))
+                      f"{copy:,.0f}", f"{copy_idx:,.0f}", f"{e2e / copy:.3f}x", f"{e2e / copy_idx:.3f}x",
+                      f"{dlt:,.0f}" if dlt else "-", f"{e2e / dlt:.2f}x" if dlt else "-",
+                      f"{t['extract']:.1f}", f"{t['dedupe']:.1f}", f"{t['validate']:.1f}", f"{t['publish']:.1f}",
+                      f"{other:.1f}", f"{r['cpu']['total']:.1f}", f"{r['peak_rss_mb']:.0f}",
+                      f"{r['dlt']['peak_rss_mb']:.0f}" if r["dlt"] else "-"))
     return benchlib.format_table(HEAD, lines)
+
+
+def publish_table(results: list[dict]) -> str:
+    lines = []
+    for r in results:
+        by = r["publish_by_quarantine"]
+        if len(by) < 2:
+            continue
+        base = by.get(0)
+        for before, seconds in by.items():
+            lines.append((r["source"], f"{r['n']:,}", f"{before:,}", f"{seconds:.2f}",
+                          f"{seconds / base:.2f}x" if base else "-"))
+    return benchlib.format_table(("source", "N", "in quarantine before", "publish s", "vs none"), lines) if lines else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,12 +327,27 @@ def main(argv: list[str] | None = None) -> int:
                     help="source to measure (repeatable; default all four)")
     ap.add_argument("--rows", type=int, action="append",
                     help=f"records to generate (repeatable; default {', '.join(map(str, DEFAULT_ROWS))}, land 100000)")
+    ap.add_argument("--quarantine-before", type=int, action="append",
+                    help="rows of an earlier batch already in quarantine when the ingest runs (repeatable: one ingest "
+                         "per value, same rows, publish times compared; default 0 and 1000000 for tuition at 1M)")
+    ap.add_argument("--no-dlt", action="store_true", help="leave out the dlt comparison")
+    ap.add_argument("--max-rows", type=int, help="the default plan without its sizes above this (e.g. 1000000: no 5M runs)")
     ap.add_argument("--server", default="", help="'embedded' or a libpq DSN of a maintenance database "
                                                  "(default: 127.0.0.1:5432 if it answers, else embedded)")
     args = ap.parse_args(argv)
-    codes = args.source or list(SOURCES)
     if any(n <= 0 for n in args.rows or ()):
         ap.error("--rows must be positive")
+    if args.source or args.rows:
+        plan = [(code, tuple(args.rows or DEFAULT_ROWS_OF.get(code, DEFAULT_ROWS))) for code in args.source or SOURCES]
+    else:
+        plan = [(code, tuple(n for n in sizes if not args.max_rows or n <= args.max_rows)) for code, sizes in DEFAULT_PLAN]
+
+    def quarantine_runs(code: str, n: int) -> list[int]:
+        if args.quarantine_before:
+            return sorted(set(args.quarantine_before))
+        check_code, check_n, values = DEFAULT_QUARANTINE_CHECK
+        return list(values) if (code, n) == (check_code, check_n) and not (args.source or args.rows) else [0]
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     params, label, started_here = benchlib.resolve_server(args.server)
@@ -242,9 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="ioc_bench_") as tmp:
             # an isolated Airflow home: the SDK reads the connections from the environment only
             os.environ["AIRFLOW_HOME"] = str(Path(tmp) / "airflow")
-            for code in codes:
-                for n in args.rows or DEFAULT_ROWS_OF.get(code, DEFAULT_ROWS):
-                    results.append(bench_one(params, code, n, Path(tmp)))
+            for code, sizes in plan:
+                for n in sizes:
+                    results.append(bench_one(params, code, n, Path(tmp), quarantine_runs(code, n), not args.no_dlt))
                     log.info("load average now %.2f", os.getloadavg()[0])
         load_after = os.getloadavg()
     finally:
@@ -252,9 +368,15 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(benchlib.machine_line(info, load_before, load_after))
-    print("e2e = the ingest process from begin to cleanup (extract from the source, staging COPY, dedupe, GX"
-          " validation in PostgreSQL, publish); COPY = the same rows as text into a plain table")
+    print("e2e = the ingest process from begin to cleanup (extract from the source, staging, dedupe, GX validation in"
+          " PostgreSQL, publish); COPY = the same rows (CSV) into a plain table of text columns; COPY idx = into the"
+          " same table with the core table's key and indexes; dlt = dlt loading the same rows (arrow, csv load files,"
+          " merge on the key); ratios are e2e rows/s over theirs")
     print(table(results))
+    if text := publish_table(results):
+        print()
+        print("publish with rows of an earlier batch already in quarantine:")
+        print(text)
     for r in results:
         t, c = r["times"], r["cpu"]
         print(f"{r['source']} N={r['n']:,}: generated {r['records']:,} records in {r['generate_s']:.1f} s (not timed); "
@@ -262,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['duplicates_removed']:,} duplicates removed, {r['quarantined']:,} quarantined, "
               f"{r['rows_loaded']:,} loaded")
         print("  wall s (ingest-process CPU s) per step: " + ", ".join(f"{s} {t[s]:.2f} ({c[s]:.2f})" for s in STEPS))
+        print(f"  COPY idx indexes: {r['indexes']}")
         print("  peak RSS MB at the end of each step: " + ", ".join(f"{s} {r['rss_mb'][s]:.0f}" for s in STEPS
                                                                    if s in r["rss_mb"]))
         if r["sim_cpu"] is not None:

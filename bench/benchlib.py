@@ -269,14 +269,18 @@ def run_in_child(target: Callable, *args) -> dict:
 
 # ----------------------------------------------------------------------------- raw COPY baseline
 
-def raw_copy(wh_dsn: str, path: Path, columns: list[str], options: str = "") -> float:
-    """Seconds to COPY the file into a plain logged table without index, commit included.
-    `options` e.g. "(FORMAT csv, HEADER true)" for a CSV delivery."""
+def raw_copy(wh_dsn: str, path: Path, columns: list[str], options: str = "",
+             indexes: list[list[str]] = ()) -> float:
+    """Seconds to COPY the file into a logged table of text columns, commit included: a plain
+    one, or one with `indexes` (btree, created before the COPY). `options` e.g.
+    "(FORMAT csv, HEADER true)" for a CSV delivery."""
     conn = psycopg2.connect(wh_dsn)
     try:
         with conn.cursor() as cur:
             cur.execute("DROP TABLE IF EXISTS public.bench_raw_copy")
             cur.execute("CREATE TABLE public.bench_raw_copy (" + ", ".join(f'"{c}" text' for c in columns) + ")")
+            for cols in indexes:
+                cur.execute("CREATE INDEX ON public.bench_raw_copy (" + ", ".join(f'"{c}"' for c in cols) + ")")
         conn.commit()
         with open(path, "r", encoding="utf-8") as f, conn.cursor() as cur:
             t = time.perf_counter()
@@ -291,14 +295,14 @@ def raw_copy(wh_dsn: str, path: Path, columns: list[str], options: str = "") -> 
         conn.close()
 
 
-def copy_query_to_file(dsn: str, select: str, path: Path, session: tuple[str, ...] = ()) -> int:
-    """COPY (select) TO a text file; returns the row count."""
+def copy_query_to_file(dsn: str, select: str, path: Path, session: tuple[str, ...] = (), options: str = "") -> int:
+    """COPY (select) TO a file (text, or `options` e.g. "(FORMAT csv, HEADER true)"); returns the row count."""
     conn = psycopg2.connect(dsn)
     try:
         with conn.cursor() as cur, open(path, "w", encoding="utf-8") as f:
             for statement in session:
                 cur.execute(statement)
-            cur.copy_expert(f"COPY ({select}) TO STDOUT", f)
+            cur.copy_expert(f"COPY ({select}) TO STDOUT {options}", f)
             return cur.rowcount
     finally:
         conn.close()

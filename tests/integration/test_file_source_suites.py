@@ -37,6 +37,7 @@ def stage(conn, code: str, items: list[dict], batch_id: int = 1) -> str:
         for row_id, item in enumerate(items, start=1):
             writer.write(build(row_id, item))
         writer.flush()
+        staging.rebuild_typed(cur, source, table, dedupe=False)   # the typed columns a batch's dedupe adds
     return table
 
 

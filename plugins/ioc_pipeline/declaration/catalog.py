@@ -18,7 +18,10 @@ _IDENT = re.compile(r"[a-z][a-z0-9_]{0,40}")
 PII_KINDS = ("cccd", "bhyt", "name")
 # Declared JSON types: a REST source must send these as JSON booleans / integers; any other
 # JSON value is staged in its JSON form so validation rejects it (a "true" string is a fault).
-FIELD_TYPES = ("text", "boolean", "integer")
+JSON_TYPES = ("boolean", "integer")
+# Parsed types: staged as delivered and parsed once into a typed staging column (staging.parsed_columns).
+PARSED_TYPES = ("date", "timestamptz", "local_timestamp")
+FIELD_TYPES = ("text", *JSON_TYPES, *PARSED_TYPES)
 KINDS = ("rest", "sql", "file")
 # How a core row is replaced (ingest/merge.py writes the one statement each generates):
 #   newer_updated_at  by a version with updated_at >= its own (incremental sources)

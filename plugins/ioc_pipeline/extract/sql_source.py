@@ -11,6 +11,11 @@ Same contract as rest_source.fetcher: fetch() -> (items, total). Why it reads th
 - a contract column missing from the table fails the batch naming it; extra columns (schema
   drift) are returned in the items so batch.stage_items reports them;
 - the source gives no total of its own: total() is None.
+
+A batch does not read items: fetch.copy_to streams the window database to database in COPY
+text format (COPY (SELECT ...) TO STDOUT), already shaped as staging rows (row number, as-of
+date, province, one text column per contract field, blanks as NULL, names as presence markers),
+so that only the personal-ID columns are decoded on the way (ingest/staging.copy_text_transform).
 """
 from __future__ import annotations
 
@@ -69,21 +74,42 @@ def plan_columns(source: Source, present: list[str], schema: str, table: str) ->
     return source.field_names + extra
 
 
-def window_query(source: Source, schema: str, table: str, columns: list[str], window: Window) -> tuple[sql.Composed, dict]:
-    """SELECT every column ::text over the window, in a stable order."""
+def window_query(source: Source, schema: str, table: str, columns: list[str], window: Window,
+                 select: sql.Composable | None = None) -> tuple[sql.Composed, dict]:
+    """SELECT every column ::text (or `select`) over the window, in a stable order."""
     if not source.watermark:
         raise BatchFailed(f"{source.code}: an SQL source needs a watermark column in the catalog")
     wm = sql.Identifier(source.watermark)
-    select = sql.SQL(", ").join(
-        sql.SQL("{c}::text AS {c}").format(c=sql.Identifier(c)) for c in columns)
+    if select is None:
+        select = sql.SQL(", ").join(
+            sql.SQL("{c}::text AS {c}").format(c=sql.Identifier(c)) for c in columns)
     conds = [sql.SQL("{wm} < %(until)s::timestamptz").format(wm=wm)]
     params = {"until": window.end}
     if window.start:
         conds.append(sql.SQL("{wm} >= %(since)s::timestamptz").format(wm=wm))
         params["since"] = window.start
-    order = sql.SQL(", ").join(map(sql.Identifier, (source.watermark, *source.key)))
     query = sql.SQL("SELECT {select} FROM {t} WHERE {conds} ORDER BY {order}").format(
-        select=select, t=sql.Identifier(schema, table), conds=sql.SQL(" AND ").join(conds), order=order)
+        select=select, t=sql.Identifier(schema, table), conds=sql.SQL(" AND ").join(conds), order=_order(source))
+    return query, params
+
+
+def _order(source: Source) -> sql.Composable:
+    return sql.SQL(", ").join(map(sql.Identifier, (source.watermark, *source.key)))
+
+
+def copy_query(source: Source, schema: str, table: str, window: Window, *, redacted: str,
+               whitespace: str) -> tuple[sql.Composed, dict]:
+    """The window as staging rows, for COPY TO: a row number in window order, the as-of date and
+    province, then one column per contract field, `::text`, a value made only of `whitespace`
+    as NULL, a personal name as `redacted` (its presence only). Extra columns stay behind."""
+    cols = [sql.SQL("row_number() OVER (ORDER BY {})").format(_order(source)),
+            sql.SQL("%(as_of)s"), sql.SQL("%(province)s")]
+    for f in source.fields:
+        c = sql.Identifier(f.name)
+        value = sql.Literal(redacted) if f.pii == "name" else sql.SQL("{}::text").format(c)
+        cols.append(sql.SQL("CASE WHEN btrim({c}::text, %(ws)s) <> '' THEN {v} END").format(c=c, v=value))
+    query, params = window_query(source, schema, table, [], window, select=sql.SQL(", ").join(cols))
+    params.update(as_of=window.as_of, province=window.province_code, ws=whitespace)
     return query, params
 
 
@@ -100,20 +126,55 @@ def connect(source: Source):
                              f"'{source.connection}': {str(exc).strip().splitlines()[0]}") from None
 
 
+def _open(source: Source, schema: str, table: str):
+    """A read-only connection with the session rules, and the table's columns (contract first)."""
+    conn = connect(source)
+    try:
+        conn.set_session(readonly=True, autocommit=False)
+        with conn.cursor() as cur:
+            cur.execute("SET LOCAL statement_timeout = %s", (STATEMENT_TIMEOUT,))
+            # Deterministic ::text of dates and instants whatever the server's defaults.
+            cur.execute("SET LOCAL DateStyle = 'ISO, YMD'")
+            cur.execute("SET LOCAL TimeZone = %s", (config.LOCAL_TZ,))
+            columns = plan_columns(source, source_columns(cur, schema, table), schema, table)
+    except BaseException:
+        conn.close()
+        raise
+    return conn, columns
+
+
 def fetcher(source: Source, window: Window) -> Fetch:
-    """A fetch() for batch.extract: each call reads the whole window again."""
+    """A fetch() for batch.extract: each call reads the whole window again, as items (a suite
+    check's sample, tests). A batch uses fetch.copy_to(write, redacted=, whitespace=): the
+    window as COPY text rows, one write per row; it returns the extra columns (schema drift)."""
     schema, table = table_of(source)
 
-    def fetch():
-        conn = connect(source)
+    def copy_to(write: Callable[[bytes], None], *, redacted: str, whitespace: str) -> list[str]:
+        conn, columns = _open(source, schema, table)
+        read = 0
+
+        def counted(data) -> None:
+            nonlocal read
+            read += 1
+            write(data)
+
         try:
-            conn.set_session(readonly=True, autocommit=False)
+            query, params = copy_query(source, schema, table, window, redacted=redacted, whitespace=whitespace)
             with conn.cursor() as cur:
-                cur.execute("SET LOCAL statement_timeout = %s", (STATEMENT_TIMEOUT,))
-                # Deterministic ::text of dates and instants whatever the server's defaults.
-                cur.execute("SET LOCAL DateStyle = 'ISO, YMD'")
-                cur.execute("SET LOCAL TimeZone = %s", (config.LOCAL_TZ,))
-                columns = plan_columns(source, source_columns(cur, schema, table), schema, table)
+                copy_sql = sql.SQL("COPY ({}) TO STDOUT").format(sql.SQL(cur.mogrify(query, params).decode()))
+                cur.copy_expert(copy_sql, _Writer(counted))
+            conn.rollback()  # read only: nothing to commit
+        except psycopg2.Error as exc:
+            raise SqlSourceError(f"{source.code}: reading {schema}.{table} failed after {read} rows: "
+                                 f"{str(exc).strip().splitlines()[0]}") from None
+        finally:
+            conn.close()
+        log.info("%s: %d rows read from %s.%s by COPY", source.code, read, schema, table)
+        return [c for c in columns if c not in source.field_names]
+
+    def fetch():
+        conn, columns = _open(source, schema, table)
+        try:
             query, params = window_query(source, schema, table, columns, window)
         except BaseException:
             conn.close()
@@ -138,4 +199,12 @@ def fetcher(source: Source, window: Window) -> Fetch:
 
         return items(), lambda: None
 
+    fetch.copy_to = copy_to
     return fetch
+
+
+class _Writer:
+    """The file object COPY TO writes into: each write is one row."""
+
+    def __init__(self, write):
+        self.write = write

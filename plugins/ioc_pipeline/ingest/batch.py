@@ -250,16 +250,20 @@ def stage_items(conn, source: Source, plan: BatchPlan, items: Iterable[dict], *,
     with warehouse.transaction(conn) as cur:
         staging.truncate(cur, plan.staging_table)
         writer = staging.CopyWriter(cur, plan.staging_table, rows.staging_columns(source))
-        for item in items:
-            if not isinstance(item, dict):
-                raise BatchFailed(f"{source.code}: the source sent a non-object item ({type(item).__name__})")
-            keys = item.keys()
-            seen.update(keys)
-            if not keys <= known:
-                extra.update(_column_label(k) for k in keys if k not in known)
-            writer.write(build(writer.rows + 1, item))
-            counted.add()
-        writer.flush()
+        try:
+            for item in items:
+                if not isinstance(item, dict):
+                    raise BatchFailed(f"{source.code}: the source sent a non-object item ({type(item).__name__})")
+                keys = item.keys()
+                seen.update(keys)
+                if not keys <= known:
+                    extra.update(_column_label(k) for k in keys if k not in known)
+                writer.write(build(writer.rows + 1, item))
+                counted.add()
+            writer.flush()
+        except BaseException:
+            writer.abandon()
+            raise
     counted.done()
     return writer.rows, writer.checksum, seen & set(source.field_names), extra
 
@@ -294,6 +298,19 @@ def extract(conn, source: Source, plan: BatchPlan, fetch: Callable[[], tuple[Ite
     `fetch()` returns (items, total) where total() is the source's own distinct-key count once
     the items are consumed (None when the source gives none).
     """
+    if (copy_to := getattr(fetch, "copy_to", None)) is not None:  # database to database (SQL sources)
+        extra: list[str] = []
+
+        def produce(write) -> None:
+            extra.extend(copy_to(write, redacted=rows.REDACTED, whitespace=rows.WHITESPACE))
+
+        with warehouse.transaction(conn) as cur:
+            staging.truncate(cur, plan.staging_table)
+            n, checksum = staging.copy_from_stream(cur, plan.staging_table, rows.staging_columns(source), produce,
+                                                   staging.copy_text_transform(source, key))
+        distinct = count_keys(conn, source, plan)
+        log.info("%s: staged %d rows, %d distinct keys", source.code, n, distinct)
+        return ExtractStats(n, distinct, checksum, sorted(_column_label(c) for c in extra))
     for attempt in range(1, max_extractions + 1):
         items, total = fetch()
         n, checksum, seen, extra = stage_items(conn, source, plan, items, key=key)
@@ -322,21 +339,10 @@ def record_extract(conn, plan: BatchPlan, stats: ExtractStats) -> None:
 
 def dedupe(conn, source: Source, plan: BatchPlan) -> int:
     """Keep one version per key: latest updated_at (a valid timestamp beats none), then the later
-    row in source order. Rows without a key are kept (validation quarantines them)."""
-    t = sql.Identifier(staging.SCHEMA, plan.staging_table)
-    keys = sql.SQL(", ").join(map(sql.Identifier, source.key))
-    not_null = sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(sql.Identifier(k)) for k in source.key)
-    order_ts = (sql.SQL("util.try_timestamptz({}) DESC NULLS LAST, ").format(sql.Identifier(source.watermark))
-                if source.watermark else sql.SQL(""))
+    row in source order. Rows without a key are kept (validation quarantines them). The same
+    statement adds the batch's typed columns (staging.rebuild_typed), which suites and merges read."""
     with warehouse.transaction(conn) as cur:
-        cur.execute(sql.SQL(
-            """DELETE FROM {t} s USING (
-                   SELECT _row_id, row_number() OVER (PARTITION BY {keys} ORDER BY {order_ts}_row_id DESC) AS rn
-                     FROM {t} WHERE {not_null}) d
-                WHERE s._row_id = d._row_id AND d.rn > 1"""
-        ).format(t=t, keys=keys, order_ts=order_ts, not_null=not_null))
-        removed = cur.rowcount
-        cur.execute(sql.SQL("ANALYZE {}").format(t))
+        removed = staging.rebuild_typed(cur, source, plan.staging_table, dedupe=True)
     if removed:
         log.info("%s: %d duplicate or superseded rows removed before validation", source.code, removed)
     return removed
@@ -599,11 +605,14 @@ def write_rejected_rows(cur, source: Source, plan: BatchPlan, *, batch_failed: b
     ).format(key_expr=key_expr, record_date_col=record_date_col, value_expr=value_expr, t=t, rj=rj),
         {"source": source.code, "batch": plan.batch_id, "failed": batch_failed})
     written = cur.rowcount
-    # the same rejection again (a re-run of the date, a snapshot asked again): keep one
+    # the same rejection again (a re-run of the date, a snapshot asked again): keep one.
+    # Equal digests first (indexed, migration 035: no nested loop over the source's whole
+    # quarantine), then the columns themselves, so a digest collision removes nothing.
     cur.execute(
         """DELETE FROM quarantine.rejected_row o USING quarantine.rejected_row n
             WHERE n.source_code = %(source)s AND n.batch_id = %(batch)s
-              AND o.source_code = n.source_code AND o.batch_id <> n.batch_id
+              AND o.source_code = %(source)s AND o.rejection_digest = n.rejection_digest
+              AND o.batch_id <> n.batch_id
               AND (o.batch_failed OR NOT %(failed)s)
               AND o.business_key IS NOT DISTINCT FROM n.business_key
               AND o.record_date IS NOT DISTINCT FROM n.record_date

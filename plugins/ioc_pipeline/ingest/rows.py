@@ -13,7 +13,7 @@ import unicodedata
 from typing import Any, Callable
 
 from ioc_pipeline.personal_data import cccd, pii
-from ioc_pipeline.declaration.catalog import Source
+from ioc_pipeline.declaration.catalog import JSON_TYPES, Source
 
 REDACTED = "[redacted]"
 CCCD_SUFFIXES = ("hash", "mask", "well_formed", "prefix_known", "birth_year", "sex")
@@ -24,12 +24,18 @@ _BHYT = re.compile(r"[A-Z]{2}[0-9]{13}")
 CONTEXT_COLUMNS = ("_row_id", "_as_of_date", "_province_code")
 # File sources only: which cells could not be read as the contract says (never their values).
 CELL_ERRORS = "_cell_errors"
+# Every character str.isspace() accepts: a value made of these only is a null (clean_text).
+# SQL sources apply the same rule in the source's own SELECT (extract/sql_source.py).
+WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+              "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 
 
 def clean_text(value: Any) -> str | None:
     """Source value -> NFC text or None. Empty strings are nulls (sources.md)."""
     if value is None:
         return None
+    if value.__class__ is str and value.isascii() and "\x00" not in value:  # most values: nothing to repair
+        return value if value.strip() else None
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, (int, float)):
@@ -80,6 +86,23 @@ def staging_column_types(source: Source) -> dict[str, str]:
     return types
 
 
+def cccd_parts(key: bytes, text: str) -> list:
+    """A present CCCD -> its staged parts (CCCD_SUFFIXES order): keyed hash, mask, checks."""
+    text = text.strip()
+    parts = cccd.parse(text)
+    return [pii.keyed_hash(key, text), pii.mask(text), parts.well_formed, parts.prefix_known, parts.birth_year,
+            parts.sex]
+
+
+def bhyt_parts(key: bytes, text: str) -> list:
+    """A present health-insurance card number -> its staged parts (BHYT_SUFFIXES order)."""
+    text = text.strip()
+    return [pii.keyed_hash(key, text), pii.mask(text), bool(_BHYT.fullmatch(text))]
+
+
+PII_PARTS = {"cccd": (cccd_parts, len(CCCD_SUFFIXES)), "bhyt": (bhyt_parts, len(BHYT_SUFFIXES))}
+
+
 def row_builder(source: Source, key: bytes, as_of_date: str, province_code: str) -> Callable[[int, dict], list]:
     """A function (row_id, item) -> staging row values, in staging_columns() order."""
     steps: list[Callable[[dict], list]] = []
@@ -88,23 +111,15 @@ def row_builder(source: Source, key: bytes, as_of_date: str, province_code: str)
         if f.pii == "cccd":
             def step(item, name=name):
                 text = clean_text(item.get(name))
-                if text is None:
-                    return [None] * len(CCCD_SUFFIXES)
-                text = text.strip()
-                parts = cccd.parse(text)
-                return [pii.keyed_hash(key, text), pii.mask(text), parts.well_formed,
-                        parts.prefix_known, parts.birth_year, parts.sex]
+                return [None] * len(CCCD_SUFFIXES) if text is None else cccd_parts(key, text)
         elif f.pii == "bhyt":
             def step(item, name=name):
                 text = clean_text(item.get(name))
-                if text is None:
-                    return [None] * len(BHYT_SUFFIXES)
-                text = text.strip()
-                return [pii.keyed_hash(key, text), pii.mask(text), bool(_BHYT.fullmatch(text))]
+                return [None] * len(BHYT_SUFFIXES) if text is None else bhyt_parts(key, text)
         elif f.pii == "name":
             def step(item, name=name):
                 return [REDACTED if clean_text(item.get(name)) is not None else None]
-        elif f.type != "text" and source.kind == "rest":
+        elif f.type in JSON_TYPES and source.kind == "rest":
             def step(item, name=name, declared=f.type):
                 return [typed_json_text(item.get(name), declared)]
         else:

@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from typing import Iterable
+import queue
+import threading
+import unicodedata
+from typing import Callable, Iterable
 
 from psycopg2 import sql
 
@@ -39,6 +42,103 @@ def create(cur, source: Source, batch_id: int) -> str:
     return name
 
 
+# A field of a parsed type (catalog.PARSED_TYPES) -> (SQL type, parser) of its `_<field>` column.
+PARSERS = {"date": ("date", "util.try_date"), "timestamptz": ("timestamptz", "util.try_timestamptz"),
+           "local_timestamp": ("timestamptz", "util.try_local_timestamp")}
+SCHEME_2025_FROM = "2025-07-01"   # records dated before it use the legacy commune codes
+
+
+def parsed_name(field: str) -> str:
+    """The staging column holding a field's parsed value."""
+    return f"_{field}"
+
+
+def parsed_columns(source: Source) -> dict[str, sql.Composable]:
+    """Typed staging columns computed once per batch by dedupe's rebuild, name -> expression
+    over the staged row `s`: every field of a parsed type, and for a source with a commune
+    and a parsed record date its local calendar date (_record_date)."""
+    out: dict[str, sql.Composable] = {}
+    for f in source.fields:
+        if f.type in PARSERS:
+            out[parsed_name(f.name)] = sql.SQL("{}(s.{})").format(sql.SQL(PARSERS[f.type][1]), sql.Identifier(f.name))
+    rd = next((f for f in source.fields if f.name == source.record_date and f.type in PARSERS), None)
+    if rd is not None and has_commune(source):
+        value = sql.SQL("{}(s.{})").format(sql.SQL(PARSERS[rd.type][1]), sql.Identifier(rd.name))
+        out["_record_date"] = value if rd.type == "date" else sql.SQL("util.local_date({})").format(value)
+    return out
+
+
+def has_commune(source: Source) -> bool:
+    return "commune_code" in source.field_names
+
+
+def commune_join(source: Source) -> tuple[list[sql.Composable], sql.Composable]:
+    """The current (2025) commune and its province of each row, util.current_commune's rule as
+    one join for the batch instead of two lookups per row in every rule and merge:
+    (select expressions over `k`, the joins)."""
+    if "_record_date" not in parsed_columns(source):
+        return [], sql.SQL("")
+    since = sql.Literal(SCHEME_2025_FROM)
+    select = [
+        sql.SQL("CASE WHEN k.commune_code IS NULL OR k._record_date IS NULL THEN NULL"
+                " WHEN k._record_date < {d}::date THEN m.new_code ELSE a.code END AS _commune_code_2025").format(d=since),
+        sql.SQL("a.province_code AS _commune_province"),
+    ]
+    joins = sql.SQL(
+        " LEFT JOIN core.commune_map_legacy_2025 m ON k._record_date < {d}::date AND m.legacy_code = k.commune_code"
+        " LEFT JOIN core.admin_unit a ON k._record_date IS NOT NULL AND a.scheme = '2025' AND a.level = 'commune'"
+        " AND a.code = CASE WHEN k._record_date < {d}::date THEN m.new_code ELSE k.commune_code END").format(d=since)
+    return select, joins
+
+
+def rebuild_typed(cur, source: Source, table: str, *, dedupe: bool) -> int:
+    """Rebuild the staging table, in one statement, with its typed columns (parsed_columns,
+    commune_join). With `dedupe`, one version per key is kept: the latest parsed watermark (a
+    valid one beats none), then the later row in source order; rows without a key are all kept.
+    Returns the rows removed."""
+    t = sql.Identifier(SCHEMA, table)
+    rebuilt = sql.Identifier(SCHEMA, table + "_typed")
+    parsed = parsed_columns(source)
+    version = sql.SQL("1")
+    if dedupe:
+        # "C": byte equality, no locale comparisons in the sort (same partitions)
+        keys = sql.SQL(", ").join(sql.SQL('{} COLLATE "C"').format(sql.Identifier(k)) for k in source.key)
+        not_null = sql.SQL(" AND ").join(sql.SQL("p.{} IS NOT NULL").format(sql.Identifier(k)) for k in source.key)
+        order = sql.SQL("")
+        if source.watermark:
+            wm = parsed_name(source.watermark)
+            order = sql.SQL("{} DESC NULLS LAST, ").format(
+                sql.SQL("p.{}").format(sql.Identifier(wm)) if wm in parsed
+                else sql.SQL("util.try_timestamptz(p.{})").format(sql.Identifier(source.watermark)))
+        version = sql.SQL("CASE WHEN {n} THEN row_number() OVER (PARTITION BY {k} ORDER BY {o}p._row_id DESC) ELSE 1 END"
+                          ).format(n=not_null, k=keys, o=order)
+    cols = [sql.SQL("k.{}").format(sql.Identifier(c)) for c in (*rows_mod.staging_columns(source), *parsed)]
+    commune_select, commune_joins = commune_join(source)
+    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(t))
+    before = cur.fetchone()[0]
+    drop(cur, table + "_typed")
+    # JIT compiling the inlined parsers costs seconds and saves nothing on one pass; a sort of the
+    # batch in memory rather than on disk
+    cur.execute("SET LOCAL jit = off")
+    cur.execute("SET LOCAL work_mem = '256MB'")
+    # OFFSET 0: each parser runs once a row, its column then read as is (not inlined again into
+    # the window's ordering and the commune joins)
+    cur.execute(sql.SQL(
+        """CREATE UNLOGGED TABLE {rebuilt} AS
+           SELECT {cols}
+             FROM (SELECT p.*, {version} AS _version
+                     FROM (SELECT s.*{parsed} FROM {t} s OFFSET 0) p) k{joins}
+            WHERE k._version = 1"""
+    ).format(rebuilt=rebuilt, cols=sql.SQL(", ").join([*cols, *commune_select]), version=version, t=t,
+             parsed=sql.SQL("").join(sql.SQL(", {} AS {}").format(e, sql.Identifier(n)) for n, e in parsed.items()),
+             joins=commune_joins))
+    kept = cur.rowcount
+    drop(cur, table)
+    cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(rebuilt, sql.Identifier(table)))
+    cur.execute(sql.SQL("ANALYZE {}").format(t))
+    return before - kept
+
+
 def drop(cur, name: str) -> None:
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(name)))
 
@@ -50,6 +150,11 @@ def truncate(cur, name: str) -> None:
 def _encode(value) -> str:
     if value is None:
         return "\\N"
+    if value.__class__ is str:
+        # str.translate is slow: only the rare value with a character COPY escapes goes through it
+        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+            return value.translate(_ESCAPES)
+        return value
     if value is True:
         return "t"
     if value is False:
@@ -58,7 +163,9 @@ def _encode(value) -> str:
 
 
 class CopyWriter:
-    """Streams rows into a staging table with COPY; keeps a count and a checksum."""
+    """Streams rows into a staging table with COPY; keeps a count and a checksum. Each chunk of
+    a few MB is sent by a thread while the caller builds the next one, so the row building
+    (Python) and the server's COPY overlap on two cores. flush() sends the rest and waits."""
 
     def __init__(self, cur, table: str, columns: list[str]):
         self._cur = cur
@@ -69,24 +176,209 @@ class CopyWriter:
         self._size = 0
         self.rows = 0
         self._sha = hashlib.sha256()
+        self._sender: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def write(self, row: Iterable) -> None:
-        line = "\t".join(_encode(v) for v in row) + "\n"
+        line = "\t".join(map(_encode, row)) + "\n"
         self._buf.write(line)
         self._size += len(line)
         self.rows += 1
         if self._size >= _FLUSH_BYTES:
-            self.flush()
+            self._send()
 
-    def flush(self) -> None:
-        if not self._size:
-            return
+    def _send(self) -> None:
         data = self._buf.getvalue().encode("utf-8")
-        self._sha.update(data)
-        self._cur.copy_expert(self._copy_sql, io.BytesIO(data))
         self._buf = io.StringIO()
         self._size = 0
+        self._sha.update(data)
+        self._wait()   # one COPY at a time on the connection
+
+        def send() -> None:
+            try:
+                self._cur.copy_expert(self._copy_sql, io.BytesIO(data))
+            except BaseException as exc:  # raised in the caller's thread by _wait
+                self._error = exc
+
+        self._sender = threading.Thread(target=send, name="copy-writer", daemon=True)
+        self._sender.start()
+
+    def _wait(self) -> None:
+        if self._sender is not None:
+            self._sender.join()
+            self._sender = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def flush(self) -> None:
+        if self._size:
+            self._send()
+        self._wait()
+
+    def abandon(self) -> None:
+        """The caller failed: wait for the chunk in flight (the transaction is rolled back)."""
+        if self._sender is not None:
+            self._sender.join()
+            self._sender = None
+        self._error = None
 
     @property
     def checksum(self) -> str:
         return self._sha.hexdigest()
+
+
+# ----------------------------------------------------------------------------- database to database
+
+_UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "b": "\b", "f": "\f", "v": "\v"}
+
+
+def _unescape(field: str) -> str:
+    """One COPY text field (not \\N) -> its value. COPY TO writes only these escapes."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        ch = field[i]
+        if ch == "\\" and i + 1 < len(field):
+            out.append(_UNESCAPES.get(field[i + 1], field[i + 1]))
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def _nfc_field(field: str) -> str:
+    return field if field == "\\N" else _encode(unicodedata.normalize("NFC", _unescape(field)))
+
+
+def copy_text_transform(source: Source, key: bytes) -> Callable[[bytes], bytes]:
+    """For whole COPY text lines of [context columns, one column per field] (sql_source's COPY
+    query): NFC text, personal-ID columns replaced by their staged parts (keyed hash, mask,
+    checks), so the result is staging_columns() order. Only those columns are decoded."""
+    first = len(rows_mod.CONTEXT_COLUMNS)
+    ids = [(first + i, *rows_mod.PII_PARTS[f.pii]) for i, f in enumerate(source.fields) if f.pii in rows_mod.PII_PARTS]
+
+    def transform(chunk: bytes) -> bytes:
+        text = chunk.decode("utf-8")
+        if not text.isascii() and not unicodedata.is_normalized("NFC", text):
+            # per field: an escape's letter must not compose with a combining mark after it
+            text = "".join("\t".join(map(_nfc_field, line.split("\t"))) + "\n"
+                           for line in text.split("\n")[:-1])
+        if not ids:
+            return text.encode("utf-8")
+        lines = text.split("\n")[:-1]
+        for n, line in enumerate(lines):
+            cols = line.split("\t")
+            for i, parts, width in reversed(ids):
+                raw = cols[i]
+                values = [None] * width if raw == "\\N" else parts(key, _unescape(raw))
+                cols[i:i + 1] = [_encode(v) for v in values]
+            lines[n] = "\t".join(cols)
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+    return transform
+
+
+class _Stopped(Exception):
+    """The consumer gave up: the producer stops reading the source."""
+
+
+_CHUNK_BYTES = 1024 * 1024
+
+
+def copy_from_stream(cur, table: str, columns: list[str], produce: Callable[[Callable[[bytes], None]], None],
+                     transform: Callable[[bytes], bytes]) -> tuple[int, str]:
+    """COPY FROM STDIN into a staging table what `produce(write)` writes as COPY text rows (one
+    whole row per write, as COPY TO gives them). The producer runs in a thread, so reading the
+    source and writing the warehouse overlap; the buffer between them is a few MB whatever the
+    size. Returns (rows, sha256 of the staged text); a producer's error is raised here."""
+    chunks: queue.Queue = queue.Queue(maxsize=4)
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def put(item) -> None:
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
+
+    class Sink:
+        def __init__(self):
+            self.parts: list[bytes] = []
+            self.size = 0
+
+        def write(self, data) -> None:
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            self.parts.append(data)
+            self.size += len(data)
+            if self.size >= _CHUNK_BYTES:
+                self.flush()
+
+        def flush(self) -> None:
+            if self.parts:
+                put(b"".join(self.parts))
+                self.parts, self.size = [], 0
+
+    def run() -> None:
+        sink = Sink()
+        try:
+            produce(sink.write)
+            sink.flush()
+        except _Stopped:
+            return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            failure.append(exc)
+        try:
+            put(None)
+        except _Stopped:
+            pass
+
+    sha = hashlib.sha256()
+    count = 0
+
+    class Source_:
+        def __init__(self):
+            self.pending = b""
+
+        def read(self, size: int = -1) -> bytes:
+            nonlocal count
+            if not self.pending:
+                chunk = chunks.get()
+                if chunk is None:
+                    chunks.put(None)  # later reads see the end again
+                    if failure:
+                        raise failure[0]
+                    return b""
+                chunk = transform(chunk)
+                sha.update(chunk)
+                count += chunk.count(b"\n")
+                self.pending = chunk
+            out, self.pending = self.pending, b""
+            return out
+
+        readline = read
+
+    copy_sql = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
+        sql.Identifier(SCHEMA), sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)))
+    producer = threading.Thread(target=run, name=f"copy-into-{table}", daemon=True)
+    producer.start()
+    try:
+        cur.copy_expert(copy_sql, Source_(), size=_CHUNK_BYTES)
+    except BaseException:
+        stop.set()
+        if failure:  # the COPY was aborted because the source failed: say that, not the abort
+            producer.join()
+            raise failure[0] from None
+        raise
+    finally:
+        stop.set()
+        producer.join()
+    if failure:  # the producer failed after the consumer saw its last chunk
+        raise failure[0]
+    return count, sha.hexdigest()

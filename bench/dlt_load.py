@@ -1,0 +1,64 @@
+"""The dlt comparison of bench_ingest: the same rows loaded by dlt into the same PostgreSQL.
+
+dlt's fastest PostgreSQL path for rows it does not have to normalise: pyarrow tables (every
+column a string, as the rows arrive) written as `csv` load files, which its PostgreSQL
+destination loads with COPY, then merged on the business key (`delete-insert`, which also
+keeps one row per key of the batch). No checks, no pseudonymisation, no quarantine: it is a
+floor for a loader, not the same work as the pipeline's.
+
+Runs in a spawned child (benchlib.run_in_child) for its own peak RSS. dlt runs offline: its
+telemetry is off and its home is a temporary folder.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+BATCH_ROWS = 200_000
+
+
+def load(csv_path: str, wh_dsn: str, key: list[str], workdir: str) -> dict:
+    """Load a CSV (header line, all text) through dlt; returns seconds and rows loaded."""
+    os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+    os.environ["DLT_DATA_DIR"] = str(Path(workdir) / "dlt-data")
+    os.environ["DLT_PROJECT_DIR"] = str(Path(workdir) / "dlt-project")
+    os.environ["DESTINATION__POSTGRES__CREDENTIALS"] = _url(wh_dsn)
+    import dlt
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    def batches():
+        with pacsv.open_csv(csv_path, read_options=pacsv.ReadOptions(block_size=16 << 20),
+                            convert_options=pacsv.ConvertOptions(column_types=_all_text(csv_path),
+                                                                 strings_can_be_null=True)) as reader:
+            for batch in reader:
+                yield pa.Table.from_batches([batch])
+
+    resource = dlt.resource(batches, name="bench_rows", write_disposition="merge", primary_key=key,
+                            file_format="csv")
+    pipeline = dlt.pipeline(pipeline_name="ioc_bench_dlt", destination="postgres", dataset_name="bench_dlt",
+                            pipelines_dir=str(Path(workdir) / "dlt-pipelines"), progress=None)
+    t = time.perf_counter()
+    pipeline.run(resource, loader_file_format="csv")
+    seconds = time.perf_counter() - t
+    with pipeline.sql_client() as client:
+        loaded = client.execute_sql("SELECT count(*) FROM bench_rows")[0][0]
+    return {"dlt_s": seconds, "dlt_rows": loaded}
+
+
+def _all_text(csv_path: str) -> dict:
+    import pyarrow as pa
+
+    with open(csv_path, encoding="utf-8-sig") as f:
+        header = f.readline().rstrip("\r\n").split(",")
+    return {name.strip('"'): pa.string() for name in header}
+
+
+def _url(dsn: str) -> str:
+    from psycopg2.extensions import parse_dsn
+
+    p = parse_dsn(dsn)
+    # dlt insists on a password; a server that trusts the local user ignores it
+    auth = p.get("user", "postgres") + ":" + (p.get("password") or "unused")
+    return f"postgresql://{auth}@{p.get('host', '127.0.0.1')}:{p.get('port', 5432)}/{p['dbname']}"

@@ -1,0 +1,129 @@
+"""SQL sources are staged database to database in COPY format (sql_source fetch.stage). The
+staged rows must be exactly what the item path (rows.row_builder over the extractor's items)
+stages for the same hostile values: cleaning, nulls, personal IDs hashed and masked, order."""
+import datetime as dt
+import json
+import threading
+
+import psycopg2
+import pytest
+
+from ioc_pipeline import warehouse
+from ioc_pipeline.declaration import catalog
+from ioc_pipeline.extract import fetchers
+from ioc_pipeline.ingest import batch, staging
+from tests.integration.warehouse_helpers import KEY, PROVINCE, migrated
+
+AS_OF = dt.date(2026, 11, 19)
+HOSTILE = [
+    # certificate_no, owner_cccd, parcel_id: tabs, newlines, backslashes, escapes' letters before a
+    # combining mark, whitespace only (ASCII and Unicode), decomposed text, a spaced CCCD
+    ("C1", " 048090001234 ", "P\t1\\n"),
+    ("C2", "\u3000\u00a0", "a\nb\u0301"),
+    ("C3", None, "\\t\u0301 x\r\n"),
+    ("C4", "04809000123", "Cafe\u0301 \u1e9b\u0323"),
+    ("C5", "", "   "),
+    ("C6", "abc\\def", "\\N"),
+    ("C7", "048190001234", "\u2000"),
+]
+
+
+def _source_table(dsn: str) -> None:
+    land = catalog.get("land")
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE public.land_certificates (" + ", ".join(
+            f"{f} {'timestamptz' if f == 'updated_at' else 'text'}" for f in land.field_names) + ", remarks text)")
+        for n, (cert, cccd, parcel) in enumerate(HOSTILE):
+            cur.execute("INSERT INTO public.land_certificates (certificate_no, owner_cccd, parcel_id, commune_code,"
+                        " owner_kind, issued_on, digitized, cleaned, updated_at, remarks)"
+                        " VALUES (%s, %s, %s, '20194', 'person', '2024-01-0' || %s, 'true', 'false',"
+                        " '2026-11-01T00:00:00+07'::timestamptz + %s * interval '1 hour', 'x')",
+                        (cert, cccd, parcel, n + 1, n))
+    conn.close()
+
+
+def _staged(dsn: str, table: str) -> list[tuple]:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM {staging.SCHEMA}.{table} ORDER BY _row_id")
+        out = cur.fetchall()
+    conn.close()
+    return out
+
+
+def test_copy_path_stages_what_the_item_path_stages(make_database, monkeypatch):
+    warehouse_dsn, source_dsn = make_database(), make_database()
+    _source_table(source_dsn)
+    p = psycopg2.extensions.parse_dsn(source_dsn)
+    monkeypatch.setenv("AIRFLOW_CONN_SECTOR_LAND", json.dumps(
+        {"conn_type": "postgres", "host": p["host"], "port": int(p["port"]) if p.get("port") else None,
+         "login": p.get("user", "postgres"), "password": p.get("password"), "schema": p["dbname"]}))
+    source = catalog.get("land")
+    conn = migrated(warehouse_dsn)
+    plan = batch.begin(conn, source, "copy-path", AS_OF, key=KEY, province_code=PROVINCE)
+    fetch = fetchers.fetcher_for(source, plan.window)
+    assert hasattr(fetch, "copy_to")
+
+    stats = batch.extract(conn, source, plan, fetch, key=KEY)
+    by_copy = _staged(warehouse_dsn, plan.staging_table)
+
+    items, _ = fetch()
+    n, _checksum, _seen, extra = batch.stage_items(conn, source, plan, items, key=KEY)
+    by_items = _staged(warehouse_dsn, plan.staging_table)
+    conn.close()
+
+    assert stats.rows_read == n == len(HOSTILE) and stats.distinct_keys == len(HOSTILE)
+    assert stats.extra_columns == sorted(extra) == ["remarks"]
+    assert by_copy == by_items
+    cols = list(staging.rows_mod.staging_columns(source))
+    first = dict(zip(cols, by_copy[0]))
+    assert first["owner_cccd_mask"] == "048*********" and first["owner_cccd_well_formed"] is True
+    assert "048090001234" not in repr(by_copy)
+
+
+def test_source_read_failing_mid_copy_fails_the_extract_naming_the_table(make_database, monkeypatch):
+    warehouse_dsn, source_dsn = make_database(), make_database()
+    _source_table(source_dsn)
+    with psycopg2.connect(source_dsn) as c, c.cursor() as cur:   # enough rows for several chunks
+        cur.execute("INSERT INTO public.land_certificates SELECT 'X' || g, parcel_id, commune_code, owner_cccd,"
+                    " owner_kind, issued_on, digitized, cleaned, updated_at, remarks"
+                    " FROM public.land_certificates, generate_series(1, 3000) g")
+    c.close()
+    p = psycopg2.extensions.parse_dsn(source_dsn)
+    monkeypatch.setenv("AIRFLOW_CONN_SECTOR_LAND", json.dumps(
+        {"conn_type": "postgres", "host": p["host"], "port": int(p["port"]) if p.get("port") else None,
+         "login": p.get("user", "postgres"), "password": p.get("password"), "schema": p["dbname"]}))
+    monkeypatch.setattr(staging, "_CHUNK_BYTES", 4096)
+    transform = staging.copy_text_transform
+    seen = {"chunks": 0}
+
+    def dropping(source, key):
+        inner = transform(source, key)
+
+        def t(chunk):
+            seen["chunks"] += 1
+            if seen["chunks"] == 2:   # the source's operator drops the database under us (elsewhere:
+                dropper.start()       # this thread keeps reading, as the staging COPY does)
+            return inner(chunk)
+        return t
+
+    def drop_source():
+        admin = psycopg2.connect(source_dsn.replace(f"dbname={p['dbname']}", "dbname=postgres"))
+        admin.autocommit = True
+        admin.cursor().execute(f'DROP DATABASE "{p["dbname"]}" WITH (FORCE)')
+        admin.close()
+
+    dropper = threading.Thread(target=drop_source)
+
+    monkeypatch.setattr(staging, "copy_text_transform", dropping)
+    from ioc_pipeline.extract import sql_source
+
+    source = catalog.get("land")
+    conn = migrated(warehouse_dsn)
+    plan = batch.begin(conn, source, "copy-fail", AS_OF, key=KEY, province_code=PROVINCE)
+    with pytest.raises(sql_source.SqlSourceError, match=r"land: reading public\.land_certificates failed after \d+ rows"):
+        batch.extract(conn, source, plan, fetchers.fetcher_for(source, plan.window), key=KEY)
+    dropper.join()
+    with warehouse.transaction(conn) as cur:   # the warehouse connection is usable again
+        cur.execute(f"SELECT count(*) FROM {staging.SCHEMA}.{plan.staging_table}")
+        assert cur.fetchone()[0] == 0
+    conn.close()
