@@ -122,19 +122,19 @@ def test_generation_in_steps_equals_one_go(make_database):
     assert len(_rows(one, "SELECT 1 FROM public.tuition_payments WHERE paid_at >= '2024-10-01'")) > 50
 
 
-def test_real_sql_extractor_quarantines_exactly_the_labelled_faults(sim_db, empty_db, pg_server, monkeypatch):
+def test_real_sql_extractor_quarantines_exactly_the_labelled_faults(sim_db, warehouse_db, pg_server, monkeypatch):
     params = psycopg2.extensions.parse_dsn(sim_db)
     monkeypatch.setenv("AIRFLOW_CONN_SECTOR_TUITION", json.dumps({
         "conn_type": "postgres", "host": params["host"], "port": int(params["port"]) if params.get("port") else None,
         "login": params.get("user", "postgres"), "password": params.get("password"), "schema": params["dbname"]}))
-    conn = migrated(empty_db)
+    conn = migrated(warehouse_db)
     source = catalog.get("tuition")
     plan = batch.begin(conn, source, "sim_run", AS_OF, key=KEY, province_code=PROVINCE)
     try:
         stats = batch.extract(conn, source, plan, fetchers.fetcher_for(source, plan), key=KEY)
         batch.record_extract(conn, plan, stats)
         batch.dedupe(conn, source, plan)
-        batch.validate(conn, source, plan, sqlalchemy_url=sqlalchemy_url(empty_db))
+        batch.validate(conn, source, plan, sqlalchemy_url=sqlalchemy_url(warehouse_db))
         summary = batch.publish(conn, source, plan)
     finally:
         batch.cleanup(conn, plan)
