@@ -26,14 +26,15 @@ def sqlalchemy_url(dsn: str) -> str:
 
 
 def run_batch(conn, dsn: str, code: str, as_of: dt.date, items_per_extraction, *, run_id: str = "test_run",
-              total=None, key: bytes = KEY):
+              total=None, key: bytes = KEY, source=None):
     """Drive one batch through begin/extract/dedupe/validate/publish/cleanup like the DAG does.
 
     items_per_extraction: a list of item lists, one per extraction attempt (the REST
-    re-extraction rule); `total` the source's own distinct-key count (None: not given).
+    re-extraction rule); `total` the source's own distinct-key count (None: not given);
+    `source` a catalog entry to use instead of the catalog's own (a lifted threshold).
     Returns (plan, summary) or raises BatchFailed after recording the failure.
     """
-    source = catalog.get(code)
+    source = source or catalog.get(code)
     plan = batch.begin(conn, source, run_id, as_of, key=key, province_code=PROVINCE)
     attempts = iter(items_per_extraction)
 
