@@ -9,11 +9,12 @@ DATE ?=
 export GX_ANALYTICS_ENABLED := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test run ui stop lock clean help check-suite docs quarantine
+.PHONY: demo test test-fast run ui stop lock clean help check-suite docs quarantine
 
 help:
 	@echo "make demo              whole nightly pipeline on the embedded defaults, then the indicator table"
-	@echo "make test              the whole test suite"
+	@echo "make test              the whole test suite (unit, integration, contract, end to end)"
+	@echo "make test-fast         unit, integration and contract tests only: no real Airflow run, no browser"
 	@echo "make run DATE=YYYY-MM-DD   every ingest DAG, then refresh_ioc_views, for DATE"
 	@echo "make ui                Airflow UI (airflow standalone) on the same configuration"
 	@echo "make check-suite SOURCE=civil_status [SUITE=file.json]   try a suite on a sample of the source"
@@ -59,6 +60,10 @@ stop: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+
+# The tests that need no real DAG run (markers in pytest.ini; docs/testing.md)
+test-fast: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m "not e2e and not browser"
 
 # Re-pin after editing requirements.txt: resolves in a scratch venv, writes constraints.txt.
 lock:
