@@ -109,10 +109,10 @@ def export_served_rows(sim_dsn: str, window_end: str, path: Path) -> tuple[int, 
 def export_sql_window(code: str, sim_dsn: str, window_end: str, path: Path) -> tuple[int, list[str]]:
     """The SQL source's window exactly as the extractor selects it (its own query, every column ::text)."""
     import psycopg2
-    from ioc_pipeline.ingest import batch
     from ioc_pipeline.declaration import catalog
     from ioc_pipeline import config
     from ioc_pipeline.extract import sql_source
+    from ioc_pipeline.extract.window import Window
 
     source = catalog.get(code)
     schema, table = sql_source.table_of(source)
@@ -120,8 +120,8 @@ def export_sql_window(code: str, sim_dsn: str, window_end: str, path: Path) -> t
     try:
         with conn.cursor() as cur:
             columns = sql_source.plan_columns(source, sql_source.source_columns(cur, schema, table), schema, table)
-        plan = batch.BatchPlan(code, "bench", 0, UNTIL.isoformat(), PROVINCE, "-", window_end=window_end)
-        query, params = sql_source.window_query(source, schema, table, columns, plan)
+        window = Window(None, window_end, UNTIL.isoformat(), PROVINCE)
+        query, params = sql_source.window_query(source, schema, table, columns, window)
         select = query.as_string(conn) % {k: psycopg2.extensions.adapt(v).getquoted().decode() for k, v in params.items()}
     finally:
         conn.close()

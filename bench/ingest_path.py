@@ -11,10 +11,9 @@ import uuid
 from pathlib import Path
 
 from benchlib import PROVINCE, StepTimer
-from ioc_pipeline.ingest import batch, file_batches
+from ioc_pipeline.ingest import batch, file_batches, runner
 from ioc_pipeline import warehouse
 from ioc_pipeline.declaration.catalog import Source
-from ioc_pipeline.extract import fetchers
 
 STEPS = ("begin", "extract", "record_extract", "dedupe", "validate", "publish", "cleanup")
 _BATCH_STEPS = {"extract": "extract", "record_extract": "record_extract", "dedupe": "dedupe",
@@ -66,22 +65,9 @@ def run_source(conn, source: Source, as_of: dt.date, *, key: bytes, sqlalchemy_u
         return {"rows_read": int(rows_read), "distinct_keys": int(distinct), "quarantined": result["rows_quarantined"],
                 "rows_loaded": result["rows_loaded"], "window_end": None, "files": result["files"],
                 "failures": list(result["failures"])}
-    plan = timer.run("begin", batch.begin, conn, source, run_id, as_of, key=key, province_code=PROVINCE)
-    if plan.empty_window:  # what the DAG's tasks do: nothing to extract, publish moves nothing
-        published = batch.publish(conn, source, plan)
-        batch.cleanup(conn, plan)
-        return {"rows_read": 0, "distinct_keys": 0, "quarantined": 0, "rows_loaded": published["rows_loaded"],
-                "window_end": plan.window_end}
-    try:
-        stats = batch.extract(conn, source, plan, fetchers.fetcher_for(source, plan), key=key)
-        batch.record_extract(conn, plan, stats)
-        batch.dedupe(conn, source, plan)
-        summary = batch.validate(conn, source, plan, sqlalchemy_url=sqlalchemy_url)
-        published = batch.publish(conn, source, plan)
-    except Exception as exc:
-        batch.fail(conn, plan, str(exc))
-        raise
-    finally:
-        batch.cleanup(conn, plan)
-    return {"rows_read": stats.rows_read, "distinct_keys": stats.distinct_keys, "quarantined": summary["quarantined"],
-            "rows_loaded": published["rows_loaded"], "window_end": plan.window_end}
+    ses = runner.Session(conn, key=key, province_code=PROVINCE, sqlalchemy_url=sqlalchemy_url)
+    plan = timer.run("begin", runner.open_window, ses, source, run_id, as_of)
+    summary = runner.run_batch(ses, source, plan)
+    return {"rows_read": summary.get("rows_read", 0), "distinct_keys": summary.get("distinct_keys", 0),
+            "quarantined": summary.get("quarantined", 0), "rows_loaded": summary["rows_loaded"],
+            "window_end": plan.window_end}

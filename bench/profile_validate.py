@@ -65,10 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from ioc_pipeline.ingest import batch, validation
+    from ioc_pipeline.ingest import runner, validation
     from ioc_pipeline.declaration import catalog
     from ioc_pipeline import config, warehouse
-    from ioc_pipeline.extract import fetchers
 
     params, label, started_here = benchlib.resolve_server(args.server)
     created: list[str] = []
@@ -90,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             conn = warehouse.connect(wh_dsn)
             warehouse.migrate(conn)
             key = os.urandom(32).hex().encode()
-            plan = batch.begin(conn, source, "profile", UNTIL, key=key, province_code=PROVINCE)
-            stats = batch.extract(conn, source, plan, fetchers.fetcher_for(source, plan), key=key)
-            batch.dedupe(conn, source, plan)
+            ses = runner.Session(conn, key=key, province_code=PROVINCE)
+            plan = runner.open_window(ses, source, "profile", UNTIL)
+            staged = runner.stage(ses, source, plan)
             url = benchlib.sqlalchemy_url(wh_dsn)
             suite_path = config.EXPECTATIONS_DIR / f"{source.code}.json"
             load_before = os.getloadavg()
@@ -120,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                 secs, res = timed(validation.validate_table, url, "staging", plan.staging_table, s1)
                 per.append((spec, secs - fixed, res[0]))
             load_after = os.getloadavg()
-            batch.cleanup(conn, plan)
+            runner.cleanup(ses, plan)
             conn.close()
     finally:
         os.environ.pop(env, None)
@@ -129,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(benchlib.machine_line(info, load_before, load_after))
-    print(f"{args.source}: {stats.rows_read:,} rows staged; suite {suite_path.name}, {len(suite.specs)} expectations")
+    print(f"{args.source}: {staged['rows_read']:,} rows staged; suite {suite_path.name}, {len(suite.specs)} expectations")
     for name, secs in whole.items():
         print(f"whole suite, {name} validation.py: " + ", ".join(f"{s:.1f}" for s in secs) + " s")
     print(f"fixed cost of one validate_table call (empty suite): {fixed:.2f} s")

@@ -28,11 +28,6 @@ sys.path.insert(0, str(REPO))
 DEMO_DATE = "2026-11-20"
 SIM_TOKEN_FILE = DATA / "secrets" / "simulator_token"
 PII_KEY_FILE = DATA / "secrets" / "ioc_pii_key"
-REST_SOURCES = {"sector_civil_status": None, "sector_public_services": None, "sector_population": None}  # filled with the simulator's URL below
-# SQL sources: connection ids pointed at the simulator's database (sector_sim) when unset
-SQL_SOURCES = {"sector_land": None, "sector_tuition": None}
-# File sources: connection sector_landing pointed at DATA/landing, filled by the simulator, when unset
-LANDING_CONN = "sector_landing"
 
 
 def log(msg: str) -> None:
@@ -121,8 +116,13 @@ def _stop_simulator() -> None:
 
 
 def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
-    """Start the simulator for every sector_* connection that is not configured."""
-    missing = [c for c in (*REST_SOURCES, *SQL_SOURCES, LANDING_CONN) if f"AIRFLOW_CONN_{c.upper()}" not in os.environ]
+    """Start the simulator for every sector connection of the catalog that is not configured: by
+    the kind of its sources, a REST one gets the simulator's URL, an SQL one its database
+    sector_sim, a file one its landing folder."""
+    from ioc_pipeline.declaration import catalog
+
+    rest, sql, files_ = (catalog.connections(kind) for kind in ("rest", "sql", "file"))
+    missing = [c for c in (*rest, *sql, *files_) if f"AIRFLOW_CONN_{c.upper()}" not in os.environ]
     if not missing:
         log("sector sources: configured connections")
         return
@@ -133,25 +133,26 @@ def ensure_simulator(as_of: str, socket_dir: str | None) -> None:
     dsn = embedded_pg.dsn(sim_socket, "sector_sim")
     records = os.environ.get("IOC_SIM_RECORDS", "20000")
     landing = DATA / "landing"
-    files = ["--landing", str(landing)] if LANDING_CONN in missing else []
-    if missing == [LANDING_CONN]:   # only the file sources come from the simulator
+    missing_files = [c for c in missing if c in files_]
+    files = ["--landing", str(landing)] if missing_files else []
+    if missing == missing_files:   # only the file sources come from the simulator
         files.append("--files-only")
     what = "file deliveries only" if "--files-only" in files else f"{records} civil-status records"
     log(f"simulator: generating sector data up to {as_of} ({what}{', files in ' + str(landing) if files else ''})")
     subprocess.run([sys.executable, "-m", "simulator", "generate", "--dsn", dsn, "--until", as_of,
                     "--records", records, *files], check=True, cwd=REPO)
-    if LANDING_CONN in missing:
-        os.environ[f"AIRFLOW_CONN_{LANDING_CONN.upper()}"] = json.dumps(
+    for conn_id in missing_files:
+        os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(
             {"conn_type": "fs", "extra": {"path": str(landing.resolve())}})
-        log(f"sector sources: simulator landing folder {landing} for {LANDING_CONN}")
-        missing.remove(LANDING_CONN)
-    missing_sql = [c for c in missing if c in SQL_SOURCES]
+    if missing_files:
+        log(f"sector sources: simulator landing folder {landing} for {', '.join(missing_files)}")
+    missing_sql = [c for c in missing if c in sql]
     for conn_id in missing_sql:
         os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = _conn_json(
             conn_type="postgres", host=sim_socket, login="postgres", schema="sector_sim")
     if missing_sql:
         log(f"sector sources: simulator database sector_sim for {', '.join(missing_sql)}")
-    missing = [c for c in missing if c not in SQL_SOURCES]
+    missing = [c for c in missing if c in rest]
     if not missing:
         return
     port = int(os.environ.get("IOC_SIM_PORT", "8765"))

@@ -5,9 +5,10 @@ systems, and must meet every fault listed in sources.md ("What goes wrong", "RES
 protocol"). The simulator keeps the SOURCE side of the data (clear IDs and names included)
 in its own PostgreSQL database, schema `sim`, never in the warehouse.
 
-Layout: one generator module per source (`civil_status`, `population`, `public_services`,
-`land`, `tuition`, and the file deliveries `health_visits`, `social_payments`,
-`project06_tracker`), `store` for the shared database plumbing, `landing` and `file_truth` for
+Layout: one generator module per source, named by its source code (`civil_status`,
+`population`, `public_services`, `land`, `tuition`, and the file deliveries `health_visits`,
+`social_payments`, `project06_tracker`), found from the pipeline's catalog by `sources`;
+`store` for the shared database plumbing, `landing` and `file_truth` for
 writing files into the landing folder and their ground truth, `people` for names/IDs,
 `faults` and `server` for the HTTP side.
 """

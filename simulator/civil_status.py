@@ -339,6 +339,12 @@ def _flush(conn, rows: list[dict], updates: list[tuple], state: GeneratorState) 
     conn.commit()
 
 
+# Its size options of `python -m simulator generate` (simulator/sources.py).
+CLI_OPTIONS = {
+    "--records": ("records", 20000, "records from 2005-01-01 to --until"),
+}
+
+
 def generate(dsn: str, *, province_code: str = "48", until: date, records: int = 20000,
              seed: int = 6) -> dict:
     """Generate (or extend up to `until`) the civil_status source in schema `sim` of `dsn`.

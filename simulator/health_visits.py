@@ -395,6 +395,14 @@ def _deliver(conn, landing_dir, ctx: Ctx, fac: Facility, d: date, rows: Iterator
     return status, carried
 
 
+# Its size options of `python -m simulator generate` (simulator/sources.py).
+CLI_OPTIONS = {
+    "--visits-per-day": ("visits_per_day", 600, "health-insurance visits per weekday in the province"),
+    "--health-days": ("health_days", 14, "days of visit files up to --until on the first call"),
+    "--facilities": ("facilities", 6, "health facilities exporting files"),
+}
+
+
 def generate(dsn: str, landing_dir: Path | str, *, province_code: str = "48", until: date,
              visits_per_day: int = 600, health_days: int = 14, facilities: int = 6,
              seed: int = 6) -> dict:

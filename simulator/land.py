@@ -172,6 +172,12 @@ def _backlog(cur, seed: int, rate: float, d: date) -> int:
     return n
 
 
+# Its size options of `python -m simulator generate` (simulator/sources.py).
+CLI_OPTIONS = {
+    "--land-certificates": ("certificates", 3000, "land-use right certificates from 2012-01-01 to --until"),
+}
+
+
 def generate(dsn: str, *, province_code: str = "48", until: date, certificates: int = 3000,
              seed: int = 6) -> dict:
     """Generate (or extend up to `until`) public.land_certificates in the database of `dsn`.

@@ -193,6 +193,12 @@ def day_rows(seed: int, d: date, pools: Communes) -> list[dict]:
 
 # ---------------------------------------------------------------------------- loading
 
+# Its size options of `python -m simulator generate` (simulator/sources.py).
+CLI_OPTIONS = {
+    "--population-days": ("days", DEFAULT_DAYS, "days of population snapshots up to --until"),
+}
+
+
 def generate(dsn: str, *, province_code: str = "48", until: date, days: int = DEFAULT_DAYS,
              seed: int = 6) -> dict:
     """Generate the snapshots of the `days` days up to `until` (those not there yet).

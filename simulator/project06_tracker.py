@@ -260,6 +260,12 @@ def _deliver(conn, landing_dir, seed: int, items: Items, k: int, delivery_no: in
                                  detail=f"week {k}" + (f", {EXTRA_COLUMN}" if extra else ""))
 
 
+# Its size options of `python -m simulator generate` (simulator/sources.py).
+CLI_OPTIONS = {
+    "--tracker-tasks": ("tasks", 60, "Project 06 tracker tasks"),
+}
+
+
 def generate(dsn: str, landing_dir: Path | str, *, province_code: str = "48", until: date,
              tasks: int = 60, seed: int = 6) -> dict:
     """Write the tracker version of the last Monday on or before `until` (if newer than the one

@@ -349,6 +349,12 @@ def _flush(conn, plans: list[dict], cut: datetime, state: GeneratorState) -> int
     return moved
 
 
+# Its size options of `python -m simulator generate` (simulator/sources.py).
+CLI_OPTIONS = {
+    "--dossiers": ("dossiers", 5000, "public-service dossiers from 2024-01-01 to --until"),
+}
+
+
 def generate(dsn: str, *, province_code: str = "48", until: date, dossiers: int = 5000,
              seed: int = 6) -> dict:
     """Generate (or extend up to `until`) the public_services source in schema `sim` of `dsn`.

@@ -25,7 +25,7 @@ import psycopg2
 import psycopg2.extras
 import psycopg2.pool
 
-from simulator import civil_status, population, public_services
+from simulator import sources
 from simulator.faults import FaultDecider, Faults
 from simulator.resource import IncrementalResource
 
@@ -35,9 +35,12 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 POOL_SIZE = 8
 WINDOW_PARAMS = ("updated_since", "updated_until", "page", "page_size")
-RESOURCES: tuple[IncrementalResource, ...] = (civil_status.RESOURCE, public_services.RESOURCE)
-# Dated snapshot resources: `?as_of=<date>&page=&page_size=` (population).
-SNAPSHOT_RESOURCES = (population.RESOURCE,)
+# The REST sources of the catalog that have a simulator module: incremental resources
+# (`?updated_since=&updated_until=&page=&page_size=`), and dated snapshot ones
+# (`?as_of=<date>&page=&page_size=`, population).
+_REST = [module.RESOURCE for _, _, module in sources.modules("rest")]
+RESOURCES: tuple[IncrementalResource, ...] = tuple(r for r in _REST if isinstance(r, IncrementalResource))
+SNAPSHOT_RESOURCES = tuple(r for r in _REST if not isinstance(r, IncrementalResource))
 SNAPSHOT_PARAMS = ("as_of", "page", "page_size")
 
 HTML_502 = (b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"

@@ -404,6 +404,12 @@ def _deliver(conn, landing_dir, seed: int, m: date, rows: Iterator[dict], *, del
                                  file_fault=file_fault, detail=detail)
 
 
+# Its size options of `python -m simulator generate` (simulator/sources.py).
+CLI_OPTIONS = {
+    "--social-payments": ("payments_per_month", 300, "social-allowance beneficiaries paid each month"),
+}
+
+
 def generate(dsn: str, landing_dir: Path | str, *, province_code: str = "48", until: date,
              payments_per_month: int = 300, seed: int = 6) -> dict:
     """Write (or extend up to `until`) one workbook per month from 2025-01 to the last month

@@ -257,6 +257,12 @@ def _flush(conn, rows: list[dict], state: GeneratorState) -> None:
     conn.commit()
 
 
+# Its size options of `python -m simulator generate` (simulator/sources.py).
+CLI_OPTIONS = {
+    "--tuition-payments": ("payments", 3000, "school-fee payments from 2024-01-01 to --until"),
+}
+
+
 def generate(dsn: str, *, province_code: str = "48", until: date, payments: int = 3000,
              seed: int = 6) -> dict:
     """Generate (or extend up to `until`) public.tuition_payments and sim.tuition_truth in `dsn`.

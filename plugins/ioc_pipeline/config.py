@@ -13,7 +13,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-INCLUDE_DIR = REPO_ROOT / "include"
+# The declarations (catalog, suites, SQL); IOC_INCLUDE_DIR points at another copy, e.g. to try
+# a new source in a scratch tree (docs/adding_a_source.md).
+INCLUDE_DIR = Path(os.environ.get("IOC_INCLUDE_DIR") or REPO_ROOT / "include").resolve()
 SQL_DIR = INCLUDE_DIR / "sql"
 EXPECTATIONS_DIR = INCLUDE_DIR / "expectations"
 

@@ -3,7 +3,8 @@
 Migrations are the numbered files of include/sql/migrations, applied once each, in order,
 under an advisory lock (parallel DAG runs may start together), and recorded in
 audit.schema_migration. The administrative-unit reference data is loaded in the same pass
-and recorded under its package version, so it is read at migration time, never at run time.
+and recorded under its package version, so it is read at migration time, never at run time;
+so is the indicator catalog (include/indicators.yaml), recorded under its checksum.
 """
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ def migration_files() -> list[Path]:
 def migrate(conn) -> list[str]:
     """Apply pending migrations and reference data; return what was applied."""
     from ioc_pipeline.reference import admin_units  # the reference loader pulls in its package data only here
+    from ioc_pipeline.views import indicator_catalog
 
     applied: list[str] = []
     with transaction(conn) as cur:
@@ -95,4 +97,10 @@ def migrate(conn) -> list[str]:
             log.info("loaded administrative units from %s: %s", admin_units.REFERENCE_VERSION, counts)
             cur.execute("INSERT INTO audit.schema_migration (version, checksum) VALUES (%s, %s)", (ref, ref))
             applied.append(ref)
+        indicators = indicator_catalog.version()
+        if indicators not in done:
+            indicator_catalog.upsert(cur)
+            cur.execute("INSERT INTO audit.schema_migration (version, checksum) VALUES (%s, %s)",
+                        (indicators, indicators))
+            applied.append(indicators)
     return applied

@@ -19,7 +19,6 @@ import dataclasses
 import datetime as dt
 import json
 
-import psycopg2
 import pytest
 
 from ioc_pipeline import warehouse

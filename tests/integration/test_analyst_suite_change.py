@@ -16,13 +16,12 @@ import shutil
 import psycopg2
 import pytest
 
-from ioc_pipeline.ingest import batch
+from ioc_pipeline.ingest import batch, runner
 from ioc_pipeline.declaration import catalog
 from ioc_pipeline import config
 from ioc_pipeline.views import refresh
-from ioc_pipeline.extract import fetchers
 from simulator import tuition
-from tests.integration.warehouse_helpers import KEY, PROVINCE, migrated, sqlalchemy_url
+from tests.integration.warehouse_helpers import PROVINCE, migrated, session
 
 pytestmark = pytest.mark.integration
 
@@ -35,19 +34,7 @@ BOUND = {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value":
 def run_tuition(conn, dsn, as_of, run_id) -> dict:
     """One ingest_tuition run: begin -> extract -> dedupe -> validate -> publish; a failure is
     recorded like the DAG's failure callback records it."""
-    source = catalog.get("tuition")
-    plan = batch.begin(conn, source, run_id, as_of, key=KEY, province_code=PROVINCE)
-    try:
-        stats = batch.extract(conn, source, plan, fetchers.fetcher_for(source, plan), key=KEY)
-        batch.record_extract(conn, plan, stats)
-        batch.dedupe(conn, source, plan)
-        batch.validate(conn, source, plan, sqlalchemy_url=sqlalchemy_url(dsn))
-        return {**batch.publish(conn, source, plan), "rows_read": stats.rows_read}
-    except Exception as exc:
-        batch.fail(conn, plan, f"validate: {exc}")
-        raise
-    finally:
-        batch.cleanup(conn, plan)
+    return runner.run_window(session(conn, dsn), catalog.get("tuition"), run_id, as_of)[1]
 
 
 def tuition_values(conn) -> dict:

@@ -12,14 +12,13 @@ from decimal import ROUND_HALF_UP, Decimal
 import psycopg2
 import pytest
 
-from ioc_pipeline.ingest import batch
+from ioc_pipeline.ingest import batch, runner
 from ioc_pipeline.declaration import catalog
 from ioc_pipeline.views import refresh
 from ioc_pipeline.reference.admin_units import load_reference
-from ioc_pipeline.extract import fetchers
 from simulator import population as sim_population
 from simulator.server import make_server
-from tests.integration.warehouse_helpers import KEY, PROVINCE, migrated, run_batch, sqlalchemy_url
+from tests.integration.warehouse_helpers import PROVINCE, migrated, run_batch, session
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +51,7 @@ def rejected(conn) -> dict[str, list[str]]:
 def core_rows(conn) -> dict[tuple[str, dt.date], tuple]:
     with conn.cursor() as cur:
         cur.execute("SELECT commune_code, as_of, residents, residents_14_plus, cccd_issued, vneid_level2_active,"
-                    " records_verified, bhyt_holders, bhyt_linked_vneid FROM core.population_snapshot")
+                    " records_verified, bhyt_holders, bhyt_linked_vneid FROM core.population")
         out = {(r[0], r[1]): r[2:] for r in cur.fetchall()}
     conn.commit()
     return out
@@ -86,16 +85,7 @@ def run_lenient(conn, dsn, items, as_of=D):
     """One batch with the catalog's population entry, its quarantine threshold lifted so that a
     single batch can show every fault kind (94 communes make at most 94 valid keys)."""
     source = dataclasses.replace(catalog.get("population"), quarantine_threshold=1.0)
-    plan = batch.begin(conn, source, "lenient", as_of, key=KEY, province_code=PROVINCE)
-    try:
-        stats = batch.extract(conn, source, plan, lambda: (iter(items), lambda: None), key=KEY)
-        batch.record_extract(conn, plan, stats)
-        batch.dedupe(conn, source, plan)
-        summary = batch.validate(conn, source, plan, sqlalchemy_url=sqlalchemy_url(dsn))
-        summary.update(batch.publish(conn, source, plan))
-        return summary
-    finally:
-        batch.cleanup(conn, plan)
+    return runner.run_window(session(conn, dsn), source, "lenient", as_of, lambda: (iter(items), lambda: None))[1]
 
 
 def test_every_fault_kind_is_quarantined_with_its_reason(warehouse_db):
@@ -187,7 +177,7 @@ def test_indicators_by_hand_with_fallback_to_the_latest_earlier_snapshot(warehou
     load_fixture(conn, warehouse_db)
     # only the fixture's three communes: the filler rows go, so the sums below stay small
     with conn.cursor() as cur:
-        cur.execute("DELETE FROM core.population_snapshot WHERE commune_code NOT IN (%s, %s, %s)", (A, B, C))
+        cur.execute("DELETE FROM core.population WHERE commune_code NOT IN (%s, %s, %s)", (A, B, C))
     conn.commit()
     refresh.refresh(conn, D, PROVINCE)
     v = values(conn, D)
@@ -251,16 +241,7 @@ def pct(num: int, den: int) -> Decimal | None:
 
 def run_from_source(conn, dsn, as_of, run_id):
     """A batch as the DAG runs it, with the real fetcher for the catalog entry."""
-    source = catalog.get("population")
-    plan = batch.begin(conn, source, run_id, as_of, key=KEY, province_code=PROVINCE)
-    try:
-        stats = batch.extract(conn, source, plan, fetchers.fetcher_for(source, plan), key=KEY)
-        batch.record_extract(conn, plan, stats)
-        batch.dedupe(conn, source, plan)
-        batch.validate(conn, source, plan, sqlalchemy_url=sqlalchemy_url(dsn))
-        return stats, batch.publish(conn, source, plan)
-    finally:
-        batch.cleanup(conn, plan)
+    return runner.run_window(session(conn, dsn), catalog.get("population"), run_id, as_of)[1]
 
 
 def test_snapshots_from_the_simulator_give_the_ground_truth(make_database, make_warehouse, monkeypatch):
@@ -276,7 +257,7 @@ def test_snapshots_from_the_simulator_give_the_ground_truth(make_database, make_
         conn = migrated(warehouse_dsn)
         run_dates = (D - dt.timedelta(days=3), D)
         for day in run_dates:
-            stats, published = run_from_source(conn, warehouse_dsn, day, f"run-{day}")
+            published = run_from_source(conn, warehouse_dsn, day, f"run-{day}")
         refresh.refresh(conn, D, PROVINCE)
     finally:
         server.shutdown()
@@ -292,7 +273,7 @@ def test_snapshots_from_the_simulator_give_the_ground_truth(make_database, make_
                     " WHERE snapshot_date = %s", (D,))
         faulty, keys = cur.fetchone()
     assert (published["rows_quarantined"], published["rows_loaded"]) == (faulty, keys - faulty)
-    assert stats.distinct_keys == keys
+    assert published["distinct_keys"] == keys
     expected = {}
     parts = {"CCCD_ISSUED_PCT": (2, 1), "VNEID_L2_ACTIVE_PCT": (3, 1), "POPULATION_VERIFIED_PCT": (4, 0),
              "BHYT_VNEID_LINKED_PCT": (6, 5)}

@@ -33,7 +33,7 @@ def deliver(root, day: str, rows, header=HEADER, facility="48001"):
 
 def core(conn) -> dict:
     with conn.cursor() as cur:
-        cur.execute("SELECT visit_id, identification, source_file FROM core.health_visit ORDER BY visit_id")
+        cur.execute("SELECT visit_id, identification, source_file FROM core.health_visits ORDER BY visit_id")
         rows = {r[0]: (r[1], r[2].rsplit("_", 1)[-1][:8]) for r in cur.fetchall()}
     conn.commit()
     return rows
@@ -135,7 +135,7 @@ def test_file_rows_keep_no_clear_personal_id(warehouse_db, tmp_path):
     result = run_file_deliveries(conn, warehouse_db, "health_visits", AS_OF, tmp_path)
     assert result["files_committed"] == 1 and result["rows_quarantined"] == 1
     with conn.cursor() as cur:
-        cur.execute("SELECT patient_cccd_hash, bhyt_card_no_hash FROM core.health_visit WHERE visit_id = 'P3'")
+        cur.execute("SELECT patient_cccd_hash, bhyt_card_no_hash FROM core.health_visits WHERE visit_id = 'P3'")
         assert cur.fetchone() == (pii.keyed_hash(KEY, "048095000003"), pii.keyed_hash(KEY, "DN4480000000003"))
         cur.execute("SELECT failing_values FROM quarantine.rejected_row")
         (values,) = cur.fetchone()

@@ -41,7 +41,7 @@ def add_visits(cur, visits) -> None:
     cur.execute("SET LOCAL TimeZone = 'UTC'")
     for visit_id, commune, commune_2025, local, identification in visits:
         cur.execute(
-            """INSERT INTO core.health_visit (visit_id, facility_code, commune_code, commune_code_2025, visit_at,
+            """INSERT INTO core.health_visits (visit_id, facility_code, commune_code, commune_code_2025, visit_at,
                    visit_on, patient_cccd_hash, bhyt_card_no_hash, identification, source_file, file_date, batch_id)
                SELECT %(id)s, '48-BV01', %(c)s, %(c25)s, t.at, util.local_date(t.at), 'h-' || %(id)s, NULL,
                       %(ident)s, 'health/bhyt_visits_48-BV01_' || to_char(util.local_date(t.at), 'YYYYMMDD') || '.csv',
@@ -54,7 +54,7 @@ def add_payments(cur, payments) -> None:
     """payments: (payment_id, commune_code as delivered, its 2025 commune, paid_on, channel)."""
     for payment_id, commune, commune_2025, paid_on, channel in payments:
         cur.execute(
-            """INSERT INTO core.social_payment (payment_id, beneficiary_cccd_hash, commune_code, commune_code_2025,
+            """INSERT INTO core.social_payments (payment_id, beneficiary_cccd_hash, commune_code, commune_code_2025,
                    program, period, amount_vnd, channel, paid_on, source_file, file_date, batch_id)
                VALUES (%s, 'h-' || %s, %s, %s, 'elderly_allowance', to_char(%s::date, 'YYYY-MM'), 500000, %s, %s,
                        'social/social_payments_' || to_char(%s::date, 'YYYYMM') || '.xlsx',
@@ -66,14 +66,14 @@ def add_tracker(cur, tasks, models) -> None:
     """tasks: (task_id, status, deadline); models: (model_id, status)."""
     for task_id, status, deadline in tasks:
         cur.execute(
-            """INSERT INTO core.project06_item (sheet, item_id, group_no, title, owner_unit, deadline, status,
+            """INSERT INTO core.project06_tracker (sheet, item_id, group_no, title, owner_unit, deadline, status,
                    completed_on, source_file, batch_id)
                VALUES ('tasks', %s, 1, 'Nhiệm vụ', 'Công an tỉnh', %s, %s,
                        CASE WHEN %s = 'done' THEN DATE '2026-05-01' END, 'project06/project06_tracker.xlsx', 1)""",
             (task_id, deadline, status, status))
     for model_id, status in models:
         cur.execute(
-            """INSERT INTO core.project06_item (sheet, item_id, name, owner_unit, status, source_file, batch_id)
+            """INSERT INTO core.project06_tracker (sheet, item_id, name, owner_unit, status, source_file, batch_id)
                VALUES ('models', %s, 'Mô hình', 'Công an tỉnh', %s, 'project06/project06_tracker.xlsx', 1)""",
             (model_id, status))
 
@@ -145,7 +145,7 @@ def test_visit_dates_are_local_calendar_dates(warehouse_db):
     conn = fixture(warehouse_db)
     with conn.cursor() as cur:
         cur.execute("SET TimeZone = 'UTC'")
-        cur.execute("SELECT visit_id, visit_on FROM core.health_visit WHERE visit_id IN ('E_in','E_out','R1') ORDER BY 1")
+        cur.execute("SELECT visit_id, visit_on FROM core.health_visits WHERE visit_id IN ('E_in','E_out','R1') ORDER BY 1")
         assert cur.fetchall() == [("E_in", dt.date(2026, 1, 1)), ("E_out", dt.date(2025, 12, 31)),
                                   ("R1", dt.date(2025, 7, 1))]
     conn.rollback()

@@ -77,7 +77,7 @@ def test_health_visits_merge(warehouse_db, tmp_path):
     ])
     deliver(root, "health_visits", dt.date(2026, 3, 2), conn, warehouse_db, "r1", files=1)
     got = core_rows(conn, """SELECT visit_id, commune_code, commune_code_2025, visit_on, visit_at, source_file,
-                                    file_date, patient_cccd_hash, bhyt_card_no_hash FROM core.health_visit
+                                    file_date, patient_cccd_hash, bhyt_card_no_hash FROM core.health_visits
                               WHERE visit_id IN ('V1', 'L1', 'R1')""")
     assert got["L1"][:4] == ("20344", "20350", dt.date(2025, 6, 30), dt.datetime(2025, 6, 30, 16, 30, tzinfo=dt.timezone.utc))
     assert got["R1"][:4] == ("20333", "20333", dt.date(2025, 7, 1), dt.datetime(2025, 6, 30, 17, 30, tzinfo=dt.timezone.utc))
@@ -89,7 +89,7 @@ def test_health_visits_merge(warehouse_db, tmp_path):
                                  visit("L1", commune="20344", at="2025-06-30 23:30:00"),
                                  visit("R1", commune="20333", at="2025-07-01 00:30:00")])
     deliver(root, "health_visits", dt.date(2026, 3, 3), conn, warehouse_db, "r2", files=1, removed=1, quarantined=1)
-    q = "SELECT visit_id, identification, source_file FROM core.health_visit WHERE visit_id IN ('V1','V2','V3')"
+    q = "SELECT visit_id, identification, source_file FROM core.health_visits WHERE visit_id IN ('V1','V2','V3')"
     assert core_rows(conn, q) == {"V1": ("vneid_qr", a), "V3": ("bhyt_card", a)}
 
     # a later day's file with V1 wins over the earlier day's file
@@ -102,7 +102,7 @@ def test_health_visits_merge(warehouse_db, tmp_path):
                                  visit("R1", commune="20333", at="2025-07-01 00:30:00")])
     deliver(root, "health_visits", dt.date(2026, 3, 5), conn, warehouse_db, "r4", files=2)
     assert core_rows(conn, q) == {"V1": ("bhyt_card", b), "V3": ("bhyt_card", a)}
-    assert core_rows(conn, "SELECT source_file, count(*) FROM core.health_visit GROUP BY 1") == {
+    assert core_rows(conn, "SELECT source_file, count(*) FROM core.health_visits GROUP BY 1") == {
         a: (3 + FILLERS,), b: (1 + FILLERS,), "health/bhyt_visits_48-BV01_20260301.csv": (FILLERS,)}
     assert find_leaks(all_text_values(conn), {CCCD_V1, "DN4480123456789"}, []) == []
 
@@ -153,7 +153,7 @@ def test_social_payments_merge(warehouse_db, tmp_path):
     march = write_payments(root, "202603", originals)
     deliver(root, "social_payments", D(2026, 3, 31), conn, warehouse_db, "r1", files=1)
     got = core_rows(conn, """SELECT payment_id, beneficiary_cccd_hash, commune_code, commune_code_2025, paid_on,
-                                    amount_vnd, period, source_file, file_date FROM core.social_payment
+                                    amount_vnd, period, source_file, file_date FROM core.social_payments
                               WHERE payment_id IN ('P1', 'P3', 'P4')""")
     # the number cell 48055000123 is the ID 048055000123 (12 digits, zeros restored)
     assert got["P1"] == (pii.keyed_hash(KEY, "048055000123"), "20194", "20194", D(2026, 3, 5), 1500000, "2026-03",
@@ -165,7 +165,7 @@ def test_social_payments_merge(warehouse_db, tmp_path):
     write_payments(root, "202603", [payment("P1", "e_wallet"), originals[2][:5] + [-5] + originals[2][6:],
                                     originals[3]])
     deliver(root, "social_payments", D(2026, 4, 1), conn, warehouse_db, "r2", files=1, removed=1, quarantined=1)
-    q = "SELECT payment_id, channel, amount_vnd, source_file FROM core.social_payment WHERE payment_id LIKE 'P_'"
+    q = "SELECT payment_id, channel, amount_vnd, source_file FROM core.social_payments WHERE payment_id LIKE 'P_'"
     assert core_rows(conn, q) == {"P1": ("e_wallet", 1500000, march), "P3": ("e_wallet", 1500000, march),
                                   "P4": ("postal_cash", 1500000, march)}
 
@@ -175,7 +175,7 @@ def test_social_payments_merge(warehouse_db, tmp_path):
     write_payments(root, "202602", [payment("P1", "postal_cash", amount=900000)])
     deliver(root, "social_payments", D(2026, 5, 1), conn, warehouse_db, "r4", files=1)
     assert core_rows(conn, q)["P1"] == ("cash", 700000, april)
-    assert core_rows(conn, "SELECT file_date, count(*) FROM core.social_payment GROUP BY 1") == {
+    assert core_rows(conn, "SELECT file_date, count(*) FROM core.social_payments GROUP BY 1") == {
         D(2026, 3, 31): (2 + FILLERS,), D(2026, 4, 30): (1 + FILLERS,), D(2026, 2, 28): (FILLERS,)}
     assert find_leaks(all_text_values(conn), {"048055000123"}, []) == []
 
@@ -204,7 +204,7 @@ def test_project06_tracker_merge(warehouse_db, tmp_path):
     ])
     deliver(root, "project06_tracker", D(2026, 3, 1), conn, warehouse_db, "r1", files=1)
     q = """SELECT sheet || ':' || item_id, group_no, status, completed_on, started_on, source_file, file_date
-             FROM core.project06_item WHERE item_id NOT LIKE 'F%'"""
+             FROM core.project06_tracker WHERE item_id NOT LIKE 'F%'"""
     assert core_rows(conn, q) == {
         "tasks:T1": (3, "in_progress", None, None, TRACKER, None),
         "tasks:T2": (10, "done", D(2026, 2, 1), None, TRACKER, None),
@@ -226,5 +226,5 @@ def test_project06_tracker_merge(warehouse_db, tmp_path):
         "models:M1": (None, "not_started", None, None, TRACKER, None),
         "models:M3": (None, "in_progress", None, D(2026, 3, 2), TRACKER, None),
     }
-    assert core_rows(conn, "SELECT title, owner_unit FROM core.project06_item WHERE item_id = 'T1'") == {
+    assert core_rows(conn, "SELECT title, owner_unit FROM core.project06_tracker WHERE item_id = 'T1'") == {
         "Số hóa sổ hộ tịch": ("Sở Tư pháp",)}

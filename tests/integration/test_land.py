@@ -9,14 +9,13 @@ from decimal import Decimal
 import psycopg2
 import pytest
 
-from ioc_pipeline.ingest import batch
+from ioc_pipeline.ingest import batch, runner
 from ioc_pipeline.declaration import catalog
 from ioc_pipeline.views import refresh
-from ioc_pipeline.extract import fetchers
 from simulator import land as sim_land
 from tests.contract import cases
 from tests.integration.test_refresh_civil_status import values
-from tests.integration.warehouse_helpers import KEY, PROVINCE, migrated, run_batch, sqlalchemy_url
+from tests.integration.warehouse_helpers import PROVINCE, migrated, run_batch, session
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +78,7 @@ def test_later_version_replaces_and_older_does_not(warehouse_db):
     run_batch(conn, warehouse_db, SOURCE, AS_OF + dt.timedelta(days=1),
               [[cert("U1", digitized="false", updated_at="2026-03-03 09:00:00+07")]], run_id="r3")
     with conn.cursor() as cur:
-        cur.execute("SELECT digitized FROM core.land_certificate WHERE certificate_no = 'U1'")
+        cur.execute("SELECT digitized FROM core.land WHERE certificate_no = 'U1'")
         assert cur.fetchone() == (True,)
     conn.commit()
 
@@ -127,19 +126,9 @@ def _point_connection(monkeypatch, sim_dsn: str) -> None:
 
 
 def _run_from_source(conn, dsn, as_of, run_id):
-    source = catalog.get(SOURCE)
-    plan = batch.begin(conn, source, run_id, as_of, key=KEY, province_code=PROVINCE)
-    try:
-        stats = batch.extract(conn, source, plan, fetchers.fetcher_for(source, plan), key=KEY)
-        batch.record_extract(conn, plan, stats)
-        batch.dedupe(conn, source, plan)
-        batch.validate(conn, source, plan, sqlalchemy_url=sqlalchemy_url(dsn))
-        return stats, batch.publish(conn, source, plan)
-    except Exception as exc:
-        batch.fail(conn, plan, str(exc))
-        raise
-    finally:
-        batch.cleanup(conn, plan)
+    """(what was staged, what was published): both in the runner's one summary."""
+    summary = runner.run_window(session(conn, dsn), catalog.get(SOURCE), run_id, as_of)[1]
+    return summary, summary
 
 
 def test_sql_extractor_against_the_simulator_gives_the_ground_truth(make_database, make_warehouse, monkeypatch):
@@ -151,7 +140,7 @@ def test_sql_extractor_against_the_simulator_gives_the_ground_truth(make_databas
     stats1, pub1 = _run_from_source(conn, warehouse_dsn, first, "run-1")
     sim_land.generate(sim_dsn, until=AS_OF, certificates=1500, seed=6)   # 40 more days + backlog updates
     stats2, pub2 = _run_from_source(conn, warehouse_dsn, AS_OF, "run-2")
-    assert stats1.extra_columns == [] and stats2.rows_read > 0
+    assert stats1["extra_columns"] == [] and stats2["rows_read"] > 0
     with psycopg2.connect(sim_dsn) as sc, sc.cursor() as cur:
         cur.execute("SELECT count(DISTINCT certificate_no) FROM public.land_certificates")
         keys = cur.fetchone()[0]
@@ -167,7 +156,7 @@ def test_sql_extractor_against_the_simulator_gives_the_ground_truth(make_databas
         clean_dups, clean_digitized = cur.fetchone()
     assert faulty > 0 and duplicated > 0 and clean_dups > 0
     with conn.cursor() as cur:
-        cur.execute("SELECT count(*), count(*) FILTER (WHERE digitized) FROM core.land_certificate")
+        cur.execute("SELECT count(*), count(*) FILTER (WHERE digitized) FROM core.land")
         core_count, core_digitized = cur.fetchone()
         cur.execute("SELECT count(DISTINCT business_key) FROM quarantine.rejected_row WHERE source_code = 'land'")
         quarantined = cur.fetchone()[0]
@@ -175,7 +164,7 @@ def test_sql_extractor_against_the_simulator_gives_the_ground_truth(make_databas
     assert quarantined == faulty
     assert core_count == keys - faulty
     assert core_digitized == clean_digitized      # backlog updates of run 2 replaced the run-1 versions
-    assert 0 < stats2.rows_read < stats1.rows_read    # run 2 reads only its window
+    assert 0 < stats2["rows_read"] < stats1["rows_read"]    # run 2 reads only its window
     refresh.refresh(conn, AS_OF, PROVINCE)
     v = values(conn)
     assert v[("LAND_CERT_DIGITIZED_PCT", PROVINCE)]["denominator"] == core_count
@@ -204,4 +193,4 @@ def test_extra_column_is_reported_as_drift(make_database, make_warehouse, monkey
     _point_connection(monkeypatch, sim_dsn)
     conn = migrated(warehouse_dsn)
     stats, published = _run_from_source(conn, warehouse_dsn, dt.date(2012, 3, 1), "run-y")
-    assert stats.extra_columns == ["remarks"] and published["rows_loaded"] > 0
+    assert stats["extra_columns"] == ["remarks"] and published["rows_loaded"] > 0

@@ -22,11 +22,11 @@ CCCD = {p: f"048050{i:06d}" for i, p in enumerate("ABCDEF", start=1)}
 # Core tables of the file sources: created by their own migrations (018/020) when present; the
 # test creates them with the contract's columns otherwise, so this test does not depend on them.
 CORE_TABLES = """
-CREATE TABLE IF NOT EXISTS core.social_payment (
+CREATE TABLE IF NOT EXISTS core.social_payments (
     payment_id text PRIMARY KEY, beneficiary_cccd_hash text NOT NULL, commune_code text NOT NULL,
     commune_code_2025 text NOT NULL, program text NOT NULL, period text NOT NULL, amount_vnd bigint NOT NULL,
     channel text NOT NULL, paid_on date NOT NULL, source_file text NOT NULL, file_date date, batch_id bigint NOT NULL);
-CREATE TABLE IF NOT EXISTS core.health_visit (
+CREATE TABLE IF NOT EXISTS core.health_visits (
     visit_id text PRIMARY KEY, facility_code text NOT NULL, commune_code text NOT NULL,
     commune_code_2025 text NOT NULL, visit_at timestamptz NOT NULL, visit_on date NOT NULL,
     patient_cccd_hash text, bhyt_card_no_hash text, identification text NOT NULL, source_file text NOT NULL,
@@ -80,12 +80,12 @@ def load(conn, dsn):
         cur.execute(CORE_TABLES)
         for pid, person, commune, paid_on in PAYMENTS:
             cur.execute(
-                """INSERT INTO core.social_payment VALUES (%s, %s, %s, %s, 'social_protection', %s, 500000,
+                """INSERT INTO core.social_payments VALUES (%s, %s, %s, %s, 'social_protection', %s, 500000,
                        'bank_transfer', %s, 'social/social_payments_202611.xlsx', '2026-11-30', 1)""",
                 (pid, h(person), commune, commune, paid_on.strftime("%Y-%m"), paid_on))
         for vid, person, commune, local in VISITS:
             cur.execute(
-                """INSERT INTO core.health_visit VALUES (%s, 'BV01', %s, %s, (%s::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh'),
+                """INSERT INTO core.health_visits VALUES (%s, 'BV01', %s, %s, (%s::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh'),
                        (%s::timestamp)::date, %s, %s, %s, 'health/bhyt_visits_BV01_20261120.csv', '2026-11-20', 1)""",
                 (vid, commune, commune, local, local, h(person) if person else None,
                  None if person else pii.keyed_hash(KEY, "DN4480012345678"), "chip_cccd" if person else "bhyt_card"))
@@ -121,7 +121,7 @@ def test_deaths_before_payments_and_visits_counted_per_commune(warehouse_db):
     reconciliation.reconcile(conn, D, PROVINCE)
     assert stored(conn, D) == expected
     with conn.cursor() as cur:
-        cur.execute("DELETE FROM core.social_payment WHERE payment_id = 'P2'")
+        cur.execute("DELETE FROM core.social_payments WHERE payment_id = 'P2'")
     conn.commit()
     reconciliation.reconcile(conn, D, PROVINCE)
     assert stored(conn, D)[1] == ("DEATH_BEFORE_SOCIAL_PAYMENT", DN_A, 1, 1)
@@ -164,7 +164,7 @@ def test_a_check_whose_source_table_is_missing_is_skipped_not_failed(warehouse_d
     conn = migrated(warehouse_db)
     load(conn, warehouse_db)
     with conn.cursor() as cur:
-        cur.execute("DROP TABLE core.health_visit")
+        cur.execute("DROP TABLE core.health_visits")
     conn.commit()
     summary = reconciliation.reconcile(conn, D, PROVINCE)
     assert summary["skipped"] == ["death_before_health_visit"]

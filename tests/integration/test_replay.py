@@ -5,10 +5,10 @@ import datetime as dt
 
 import pytest
 
-from ioc_pipeline.ingest import batch
+from ioc_pipeline.ingest import batch, runner
 from ioc_pipeline.declaration import catalog
 from tests.integration.test_batch_civil_status import rec
-from tests.integration.warehouse_helpers import KEY, PROVINCE, migrated, sqlalchemy_url
+from tests.integration.warehouse_helpers import KEY, PROVINCE, migrated, session
 
 pytestmark = pytest.mark.integration
 
@@ -17,17 +17,9 @@ D2 = dt.date(2026, 11, 20)
 
 
 def load(conn, dsn, as_of, items, run_id, replay_batch=None):
-    source = catalog.get("civil_status")
-    plan = batch.begin(conn, source, run_id, as_of, key=KEY, province_code=PROVINCE, replay_batch=replay_batch)
-    try:
-        if not plan.empty_window:
-            stats = batch.extract(conn, source, plan, lambda: (iter(items), lambda: None), key=KEY)
-            batch.record_extract(conn, plan, stats)
-            batch.dedupe(conn, source, plan)
-            batch.validate(conn, source, plan, sqlalchemy_url=sqlalchemy_url(dsn))
-        return plan, batch.publish(conn, source, plan)
-    finally:
-        batch.cleanup(conn, plan)
+    plan, summary = runner.run_window(session(conn, dsn), catalog.get("civil_status"), run_id, as_of,
+                                      lambda: (iter(items), lambda: None), replay_batch=replay_batch)
+    return plan, {k: summary[k] for k in ("rows_loaded", "rows_quarantined")}
 
 
 def scalar(conn, query, *args):

@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import psycopg2
 import pytest
 
-from ioc_pipeline.ingest import batch
+from ioc_pipeline.ingest import runner
 from ioc_pipeline.declaration import catalog
 from ioc_pipeline.views import refresh
 from ioc_pipeline.reference.admin_units import load_reference
@@ -23,7 +23,7 @@ from ioc_pipeline.extract import rest
 from simulator import public_services as ps
 from simulator.server import make_server
 from simulator.store import GeneratorStateError
-from tests.integration.warehouse_helpers import KEY, PROVINCE, migrated, sqlalchemy_url
+from tests.integration.warehouse_helpers import PROVINCE, migrated, session
 
 pytestmark = pytest.mark.integration
 
@@ -210,7 +210,8 @@ def test_served_dossiers_through_the_pipeline_match_the_oracle(simulator_db, mak
         endpoint = rest.RestEndpoint(f"http://{host}:{port}", ps.RESOURCE.path, "t0ken", page_size=500)
         source = catalog.get("public_services")
         conn = migrated(wh_dsn)
-        plan = batch.begin(conn, source, "sim_run", UNTIL, key=KEY, province_code=PROVINCE)
+        ses = session(conn, wh_dsn)
+        plan = runner.open_window(ses, source, "sim_run", UNTIL)
 
         def fetch():
             state = {"total": None}
@@ -221,19 +222,13 @@ def test_served_dossiers_through_the_pipeline_match_the_oracle(simulator_db, mak
                     yield from page.items
             return items(), lambda: state["total"]
 
-        try:
-            stats = batch.extract(conn, source, plan, fetch, key=KEY)
-            batch.record_extract(conn, plan, stats)
-            batch.dedupe(conn, source, plan)
-            batch.validate(conn, source, plan, sqlalchemy_url=sqlalchemy_url(wh_dsn))
-            summary = batch.publish(conn, source, plan)
-        finally:
-            batch.cleanup(conn, plan)
+        staged = runner.run_batch(ses, source, plan, fetch)
+        summary = {k: staged[k] for k in ("rows_loaded", "rows_quarantined")}
     finally:
         server.shutdown()
         server.server_close()
     rows = _rows(sim_dsn)
-    assert stats.rows_read == len(rows) + sum(r["sim_served_twice"] for r in rows)
+    assert staged["rows_read"] == len(rows) + sum(r["sim_served_twice"] for r in rows)
     assert summary == {"rows_loaded": sum(r["sim_fault"] is None for r in rows),
                        "rows_quarantined": sum(r["sim_fault"] is not None for r in rows)}
     refresh.refresh(conn, UNTIL, PROVINCE)

@@ -8,14 +8,13 @@ from collections import Counter
 import psycopg2
 import pytest
 
-from ioc_pipeline.ingest import batch
+from ioc_pipeline.ingest import batch, runner
 from ioc_pipeline.declaration import catalog
 from ioc_pipeline.views import refresh
-from ioc_pipeline.extract import fetchers
 from simulator import tuition
 from simulator.store import GeneratorStateError
 from tests.integration.test_refresh_civil_status import values
-from tests.integration.warehouse_helpers import KEY, PROVINCE, migrated, sqlalchemy_url
+from tests.integration.warehouse_helpers import KEY, PROVINCE, migrated, session
 
 pytestmark = pytest.mark.integration
 
@@ -129,30 +128,22 @@ def test_real_sql_extractor_quarantines_exactly_the_labelled_faults(sim_db, ware
         "login": params.get("user", "postgres"), "password": params.get("password"), "schema": params["dbname"]}))
     conn = migrated(warehouse_db)
     source = catalog.get("tuition")
-    plan = batch.begin(conn, source, "sim_run", AS_OF, key=KEY, province_code=PROVINCE)
-    try:
-        stats = batch.extract(conn, source, plan, fetchers.fetcher_for(source, plan), key=KEY)
-        batch.record_extract(conn, plan, stats)
-        batch.dedupe(conn, source, plan)
-        batch.validate(conn, source, plan, sqlalchemy_url=sqlalchemy_url(warehouse_db))
-        summary = batch.publish(conn, source, plan)
-    finally:
-        batch.cleanup(conn, plan)
+    summary = runner.run_window(session(conn, warehouse_db), source, "sim_run", AS_OF)[1]
     truth = dict(_rows(sim_db, "SELECT payment_id, sim_fault FROM sim.tuition_truth"))
     table_rows = _rows(sim_db, "SELECT count(*) FROM public.tuition_payments")[0][0]
-    assert stats.rows_read == table_rows and stats.extra_columns == []
-    assert stats.distinct_keys == len(truth)
+    assert summary["rows_read"] == table_rows and summary["extra_columns"] == []
+    assert summary["distinct_keys"] == len(truth)
     with conn.cursor() as cur:
         cur.execute("SELECT business_key, reasons FROM quarantine.rejected_row")
         rejected = dict(cur.fetchall())
-        cur.execute("SELECT payment_id, amount_vnd FROM core.tuition_payment")
+        cur.execute("SELECT payment_id, amount_vnd FROM core.tuition")
         loaded = dict(cur.fetchall())
     conn.commit()
     faulty = {k: f for k, f in truth.items() if f}
     assert set(faulty.values()) == set(tuition.FAULT_WEIGHTS) == set(REASONS)   # every kind exercised
     assert set(rejected) == set(faulty)
     assert set(loaded) == set(truth) - set(faulty)
-    assert summary == {"rows_loaded": len(loaded), "rows_quarantined": len(faulty)}
+    assert (summary["rows_loaded"], summary["rows_quarantined"]) == (len(loaded), len(faulty))
     for key, fault in faulty.items():
         reasons = " | ".join(r["reason"] for r in rejected[key])
         assert REASONS[fault] in reasons, (key, fault, reasons)

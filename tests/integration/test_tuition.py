@@ -79,7 +79,7 @@ def test_later_version_replaces_older_and_quarantined_do_not(warehouse_db):
     run_batch(conn, warehouse_db, SOURCE, AS_OF + dt.timedelta(days=1),
               [[pay("U1", amount_vnd="-1", updated_at="2026-03-05 09:00:00+07")] + FILLER[:50]], run_id="r4")
     with conn.cursor() as cur:
-        cur.execute("SELECT channel, amount_vnd, updated_at FROM core.tuition_payment WHERE payment_id = 'U1'")
+        cur.execute("SELECT channel, amount_vnd, updated_at FROM core.tuition WHERE payment_id = 'U1'")
         channel, amount, updated = cur.fetchone()
         cur.execute("SELECT count(*) FROM quarantine.rejected_row WHERE business_key = 'U1'")
         rejected = cur.fetchone()[0]

@@ -5,7 +5,7 @@ import datetime as dt
 
 import psycopg2
 
-from ioc_pipeline.ingest import batch
+from ioc_pipeline.ingest import batch, runner
 from ioc_pipeline.declaration import catalog
 from ioc_pipeline import config, warehouse
 
@@ -25,37 +25,26 @@ def sqlalchemy_url(dsn: str) -> str:
                            user=p.get("user", "postgres"), password=p.get("password")).sqlalchemy_url()
 
 
+def session(conn, dsn: str, *, key: bytes = KEY) -> runner.Session:
+    """The runner's session on a test database."""
+    return runner.Session(conn, key=key, province_code=PROVINCE, sqlalchemy_url=sqlalchemy_url(dsn))
+
+
 def run_batch(conn, dsn: str, code: str, as_of: dt.date, items_per_extraction, *, run_id: str = "test_run",
               total=None, key: bytes = KEY, source=None):
-    """Drive one batch through begin/extract/dedupe/validate/publish/cleanup like the DAG does.
+    """Drive one batch through the runner's sequence (what the DAG's tasks run step by step).
 
     items_per_extraction: a list of item lists, one per extraction attempt (the REST
     re-extraction rule); `total` the source's own distinct-key count (None: not given);
     `source` a catalog entry to use instead of the catalog's own (a lifted threshold).
     Returns (plan, summary) or raises BatchFailed after recording the failure.
     """
-    source = source or catalog.get(code)
-    plan = batch.begin(conn, source, run_id, as_of, key=key, province_code=PROVINCE)
     attempts = iter(items_per_extraction)
 
     def fetch():
         return iter(next(attempts)), (lambda: total)
 
-    try:
-        if not plan.empty_window:
-            stats = batch.extract(conn, source, plan, fetch, key=key)
-            batch.record_extract(conn, plan, stats)
-            batch.dedupe(conn, source, plan)
-            summary = batch.validate(conn, source, plan, sqlalchemy_url=sqlalchemy_url(dsn))
-        else:
-            summary = {}
-        summary.update(batch.publish(conn, source, plan))
-        return plan, summary
-    except Exception as exc:
-        batch.fail(conn, plan, str(exc))
-        raise
-    finally:
-        batch.cleanup(conn, plan)
+    return runner.run_window(session(conn, dsn, key=key), source or catalog.get(code), run_id, as_of, fetch)
 
 
 # Public reference data: place names such as "Phường Bùi Hữu Nghĩa" are also people's names.

@@ -15,11 +15,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import psycopg2
 import psycopg2.extensions
 
-from ioc_pipeline.ingest import batch
+from ioc_pipeline.ingest import runner
 from ioc_pipeline.declaration import catalog
 from ioc_pipeline.extract import fetchers
 from tests.integration.warehouse_helpers import KEY, PROVINCE, sqlalchemy_url
@@ -184,30 +185,23 @@ def run_source(conn, dsn: str, code: str, as_of, run_id: str, *, wrap=None, **en
     DAG's tasks chain the batch steps. `wrap(fetch) -> fetch` lets a test act during the read.
     Returns (plan, stats, published) or raises after recording the failure."""
     source = catalog.get(code)
-    plan = batch.begin(conn, source, run_id, as_of, key=KEY, province_code=PROVINCE)
-    try:
-        stats = published = None
-        if not plan.empty_window:
-            if endpoint_kw:   # a REST source with a test's retry policy (fewer, faster attempts)
-                from ioc_pipeline.extract import rest_source
-                fetch = rest_source.fetcher(source, plan, **endpoint_kw)
-            else:
-                fetch = fetchers.fetcher_for(source, plan)
-            if wrap is not None:
-                fetch = wrap(fetch)
-            stats = batch.extract(conn, source, plan, fetch, key=KEY)
-            batch.record_extract(conn, plan, stats)
-            batch.dedupe(conn, source, plan)
-            batch.validate(conn, source, plan, sqlalchemy_url=sqlalchemy_url(dsn))
-        published = batch.publish(conn, source, plan)
-        return plan, stats, published
-    except Exception as exc:
-        batch.fail(conn, plan, str(exc))
-        raise
-    finally:
-        batch.cleanup(conn, plan)
+    ses = runner.Session(conn, key=KEY, province_code=PROVINCE, sqlalchemy_url=sqlalchemy_url(dsn))
+    plan = runner.open_window(ses, source, run_id, as_of)
+    fetch = None
+    if not plan.empty_window:
+        if endpoint_kw:   # a REST source with a test's retry policy (fewer, faster attempts)
+            from ioc_pipeline.extract import rest_source
+            fetch = rest_source.fetcher(source, plan.window, **endpoint_kw)
+        else:
+            fetch = fetchers.fetcher_for(source, plan.window)
+        if wrap is not None:
+            fetch = wrap(fetch)
+    summary = runner.run_batch(ses, source, plan, fetch)
+    stats = None if plan.empty_window else SimpleNamespace(
+        rows_read=summary["rows_read"], distinct_keys=summary["distinct_keys"], extra_columns=summary["extra_columns"])
+    return plan, stats, {k: summary[k] for k in ("rows_loaded", "rows_quarantined")}
 
 
-REST_SOURCES = ("civil_status", "population", "public_services")
-SQL_SOURCES = ("land", "tuition")
+REST_SOURCES = tuple(catalog.codes("rest"))
+SQL_SOURCES = tuple(catalog.codes("sql"))
 SOURCES = REST_SOURCES + SQL_SOURCES

@@ -130,7 +130,7 @@ def wait_until_worker_gone(dsn):
 
 def kill_worker_loading(phase: str, dsn: str, landing: Path, big: str, tmp_path: Path) -> int:
     """Start a worker running health_visits' file run (run id r2-killed) and SIGKILL it while
-    `big` is being staged, or while its publish is blocked on core.health_visit; returns the
+    `big` is being staged, or while its publish is blocked on core.health_visits; returns the
     killed batch's id once the worker's backends are gone."""
     spec = {"mode": "files", "dsn": dsn, "source": "health_visits", "as_of": AS_OF.isoformat(),
             "landing": str(landing), "run_id": "r2-killed"}
@@ -146,9 +146,9 @@ def kill_worker_loading(phase: str, dsn: str, landing: Path, big: str, tmp_path:
         assert state == "idle in transaction" and query.startswith(f'COPY "staging"."health_visits_b{batch_id}"')
         kill(worker)
     else:
-        with lock_held(dsn, "core.health_visit") as locker:
+        with lock_held(dsn, "core.health_visits") as locker:
             worker = start_worker(spec, tmp_path, FILE_WORKER)
-            pid = wait_for(lambda: blocked_by(dsn, locker), "the file's publish to block on core.health_visit",
+            pid = wait_for(lambda: blocked_by(dsn, locker), "the file's publish to block on core.health_visits",
                            proc=worker, log=lambda: worker_log(tmp_path, spec))[0]
             # inside the publish transaction: the file's quarantine rows are already written
             assert ("quarantine.rejected_row", "RowExclusiveLock") in locks_of(dsn, pid)
@@ -196,7 +196,7 @@ def test_kill_while_a_file_loads_changes_nothing_and_the_next_run_loads_it(phase
     assert staging_tables(dsn) == []
     assert diff(snapshot(dsn, volatile=True, skip=LEDGER[:-1]), snapshot(ref, volatile=True, skip=LEDGER[:-1])) == []
     valid = sum(i % 40 != 3 for i in range(300)) + sum(i % 50 != 3 for i in range(CRASH_ROWS[phase]))
-    assert scalar(dsn, "SELECT count(*) FROM core.health_visit") == valid
+    assert scalar(dsn, "SELECT count(*) FROM core.health_visits") == valid
 
 
 def test_a_retry_of_load_files_after_a_kill_closes_the_killed_batch(make_warehouse, tmp_path):
@@ -386,15 +386,15 @@ def test_unreadable_files_fail_alone_with_one_line_naming_the_file(warehouse_db,
     assert [(n, s) for n, s, _ in ledger(warehouse_db, "health_visits") if s == "committed"] == [(good, "committed")]
     assert [(n, s) for n, s, _ in ledger(warehouse_db, "social_payments") if s == "committed"] == [(sep, "committed")]
     assert writing not in {n for n, _, _ in ledger(warehouse_db, "health_visits")}
-    assert scalar(warehouse_db, "SELECT count(*) FROM core.health_visit") == 40
-    assert scalar(warehouse_db, "SELECT count(*) FROM core.social_payment") == 30
+    assert scalar(warehouse_db, "SELECT count(*) FROM core.health_visits") == 40
+    assert scalar(warehouse_db, "SELECT count(*) FROM core.social_payments") == 30
 
     # a minute later the file has settled: the next run takes it (and tries the failed ones again)
     settle(landing / writing, age=61)
     again = run_file_deliveries(conn, warehouse_db, "health_visits", AS_OF, landing, run_id="r2", settle_seconds=60)
     conn.close()
     assert (again["files"], again["files_committed"], again["files_failed"]) == (4, 1, 3)
-    assert scalar(warehouse_db, "SELECT count(*) FROM core.health_visit WHERE source_file = %s", (writing,)) == 10
+    assert scalar(warehouse_db, "SELECT count(*) FROM core.health_visits WHERE source_file = %s", (writing,)) == 10
 
 
 def test_a_correction_arriving_during_the_run_is_not_read_half_and_loads_next_run(warehouse_db, tmp_path):
@@ -411,11 +411,11 @@ def test_a_correction_arriving_during_the_run_is_not_read_half_and_loads_next_ru
     result = file_batches.load_all(conn, source, run_key, AS_OF, tmp_path, todo, key=KEY, province_code=PROVINCE,
                                    sqlalchemy_url=sqlalchemy_url(warehouse_db))
     assert result["failures"] == [f"{name}: changed since it was discovered; the next run reads the new content"]
-    assert scalar(warehouse_db, "SELECT count(*) FROM core.social_payment") == 0
+    assert scalar(warehouse_db, "SELECT count(*) FROM core.social_payments") == 0
     result = run_file_deliveries(conn, warehouse_db, "social_payments", AS_OF, tmp_path, run_id="r2")
     conn.close()
     assert (result["files_committed"], result["rows_loaded"]) == (1, 30)
-    assert rows(warehouse_db, "SELECT channel FROM core.social_payment WHERE payment_id = 'P00000'") == [("cash",)]
+    assert rows(warehouse_db, "SELECT channel FROM core.social_payments WHERE payment_id = 'P00000'") == [("cash",)]
 
 
 # ----------------------------------------------------------------------------- 4. hostile input
@@ -449,7 +449,7 @@ def test_hostile_files_are_inert_ignored_or_quarantined_and_nothing_is_written_o
     outside = tmp_path / "outside"
     conn = migrated(warehouse_db)
 
-    sql_key = "'); DROP TABLE core.health_visit; --"
+    sql_key = "'); DROP TABLE core.health_visits; --"
     ctrl = "\x1b[31mred\x07\tx\r\ny"
     hostile = [
         visit(sql_key, 1),
@@ -463,7 +463,7 @@ def test_hostile_files_are_inert_ignored_or_quarantined_and_nothing_is_written_o
     huge = put(landing, "health/bhyt_visits_48002_20261118.csv",
                csv_bytes([visit("H-HUGE", 7, facility="x" * 2_000_000)] + visits("Z", 5)))
     # names that are not the contract's, or lead elsewhere: never read
-    ignored = put(landing, "health/bhyt_visits_x';DROP TABLE core.health_visit;--_20261119.csv",
+    ignored = put(landing, "health/bhyt_visits_x';DROP TABLE core.health_visits;--_20261119.csv",
                   csv_bytes([visit("NAMED-1", 8)]))
     put(outside, "secret.csv", csv_bytes([visit("OUTSIDE-1", 9)]))
     os.symlink(outside / "secret.csv", landing / "health/bhyt_visits_48003_20261118.csv")
@@ -479,7 +479,7 @@ def test_hostile_files_are_inert_ignored_or_quarantined_and_nothing_is_written_o
         payment("S-AMOUNT-FORMULA", 1, amount_vnd="=1+1"),                 # number expected: quarantined
         payment("S-DATE-LINK", 2, paid_on=link),                           # date expected: quarantined
         payment(link, 3),                                                  # the key: inert text
-        payment("S-SQL", 4, program="elderly_allowance'; DROP TABLE core.social_payment; --"),
+        payment("S-SQL", 4, program="elderly_allowance'; DROP TABLE core.social_payments; --"),
         payment(1234, 5, beneficiary_cccd=48095000124, commune_code=20194),  # number cells, zeros lost
         *payments("F", 80)]}))
     before = tree(tmp_path)
@@ -499,11 +499,11 @@ def test_hostile_files_are_inert_ignored_or_quarantined_and_nothing_is_written_o
                for r in caplog.records)
     # the 2 MB cell: that file fails with one line, the other loads
     assert health["failures"] == [f"{huge}: not readable as CSV at line 2: field larger than field limit (1000000)"]
-    stored = core(warehouse_db, "core.health_visit", "visit_id")
+    stored = core(warehouse_db, "core.health_visits", "visit_id")
     assert not {"NAMED-1", "OUTSIDE-1", "H-HUGE"} & set(stored)
     assert stored[sql_key]["facility_code"] == "48001" and stored["H-CTRL"]["facility_code"] == ctrl
     assert stored["H-NUL"]["facility_code"] == "a\ufffdb" and stored["H-LINK"]["facility_code"] == link
-    assert rows(warehouse_db, "SELECT to_regclass('core.health_visit') IS NOT NULL, to_regclass('core.social_payment')"
+    assert rows(warehouse_db, "SELECT to_regclass('core.health_visits') IS NOT NULL, to_regclass('core.social_payments')"
                           " IS NOT NULL, (SELECT count(*) > 0 FROM core.admin_unit)") == [(True, True, True)]
     quarantined = dict(rows(warehouse_db, "SELECT business_key, reasons::text FROM quarantine.rejected_row"))
     assert set(quarantined) == {"H-FORMULA-DATE", "H-SQL-CODE", "S-AMOUNT-FORMULA", "S-DATE-LINK", "S-SQL"}
@@ -512,7 +512,7 @@ def test_hostile_files_are_inert_ignored_or_quarantined_and_nothing_is_written_o
     assert "paid_on is not a real YYYY-MM-DD date" in quarantined["S-DATE-LINK"]
     assert pay["failures"] == [] and pay["rows_quarantined"] == 3
     assert [n for n, _, _ in ledger(warehouse_db, "social_payments")] == [social]
-    paid = core(warehouse_db, "core.social_payment", "payment_id")
+    paid = core(warehouse_db, "core.social_payments", "payment_id")
     assert link in paid and "000000001234" in paid
-    assert rows(warehouse_db, "SELECT beneficiary_cccd_hash, commune_code FROM core.social_payment"
+    assert rows(warehouse_db, "SELECT beneficiary_cccd_hash, commune_code FROM core.social_payments"
                           " WHERE payment_id = '000000001234'") == [(pii.keyed_hash(KEY, "048095000124"), "20194")]

@@ -33,7 +33,7 @@ CONTROL = "A\x1b[31m\r\n\tB\x07"
 
 
 def tables_intact(dsn) -> None:
-    for rel in ("core.civil_status", "core.population_snapshot", "core.land_certificate", "core.tuition_payment",
+    for rel in ("core.civil_status", "core.population", "core.land", "core.tuition",
                 "quarantine.rejected_row", "audit.batch", "mart.indicator_history"):
         assert scalar(dsn, "SELECT to_regclass(%s) IS NOT NULL", (rel,)), rel
 
@@ -107,7 +107,7 @@ def test_rest_hostile_values_are_inert_or_quarantined(sim, warehouse_db):
     assert key in pop, pop.keys()
     assert {"residents", "residents_14_plus", "cccd_issued", "vneid_level2_active", "records_verified"} <= {
         r["column"] for r in pop[key][0]}
-    assert rows(warehouse_db, "SELECT 1 FROM core.population_snapshot WHERE commune_code = %s AND as_of = %s",
+    assert rows(warehouse_db, "SELECT 1 FROM core.population WHERE commune_code = %s AND as_of = %s",
                 (text_commune, D)) == []
 
 
@@ -119,7 +119,7 @@ def test_sql_hostile_values_and_numbers_as_text_are_inert_or_quarantined(sim, wa
                   " WHERE t.certificate_no = land_certificates.certificate_no)")
     planted_cccd = "048085001234' OR '1'='1"
     for no, values in {
-        "L_sql" + INJECT.format(t="land_certificate"): {},
+        "L_sql" + INJECT.format(t="land"): {},
         "L_ctl" + CONTROL: {"parcel_id": "P" + CONTROL},
         "L_big": {"parcel_id": BIG},
         "Q_cccd": {"owner_cccd": planted_cccd},
@@ -133,12 +133,12 @@ def test_sql_hostile_values_and_numbers_as_text_are_inert_or_quarantined(sim, wa
     clean_tuition = ("NOT EXISTS (SELECT 1 FROM sim.tuition_truth t WHERE t.payment_id = tuition_payments.payment_id"
                      " AND (t.sim_fault IS NOT NULL OR t.sim_duplicate IS NOT NULL))")
     amounts = {"T_exp": "1e3", "T_space": " 12 ", "T_hex": "0x10", "T_digits": "١٢", "T_huge": "9" * 30,
-               "T_sql": "1; DROP TABLE core.tuition_payment"}
+               "T_sql": "1; DROP TABLE core.tuition"}
     for pid, amount in amounts.items():
         plant(sim["dsn"], "public.tuition_payments", "payment_id", clean_tuition,
               {"payment_id": pid, "amount_vnd": amount, "updated_at": STAMP})
     plant(sim["dsn"], "public.tuition_payments", "payment_id", clean_tuition,
-          {"payment_id": "T_ok" + INJECT.format(t="tuition_payment"), "amount_vnd": "150000",
+          {"payment_id": "T_ok" + INJECT.format(t="tuition"), "amount_vnd": "150000",
            "student_ref": "S" + CONTROL, "updated_at": STAMP})
 
     conn = migrated(warehouse_db)
@@ -146,17 +146,17 @@ def test_sql_hostile_values_and_numbers_as_text_are_inert_or_quarantined(sim, wa
     run_source(conn, warehouse_db, "tuition", D, "hostile")
     conn.close()
     tables_intact(warehouse_db)
-    land = dict(rows(warehouse_db, "SELECT certificate_no, parcel_id FROM core.land_certificate"
+    land = dict(rows(warehouse_db, "SELECT certificate_no, parcel_id FROM core.land"
                                " WHERE certificate_no LIKE 'L%%'"))
-    assert land["L_sql" + INJECT.format(t="land_certificate")] is not None
+    assert land["L_sql" + INJECT.format(t="land")] is not None
     assert land["L_ctl" + CONTROL] == "P" + CONTROL and land["L_big"] == BIG
     q = quarantine(warehouse_db, "land")
     assert "Q_cccd" in q and planted_cccd not in json.dumps(q["Q_cccd"])  # masked, never clear
     assert "048*****" in json.dumps(q["Q_cccd"][1])
     t = quarantine(warehouse_db, "tuition")
     assert set(amounts) <= set(t), sorted(set(amounts) - set(t))
-    assert rows(warehouse_db, "SELECT amount_vnd, student_ref FROM core.tuition_payment WHERE payment_id = %s",
-                ("T_ok" + INJECT.format(t="tuition_payment"),)) == [(150000, "S" + CONTROL)]
+    assert rows(warehouse_db, "SELECT amount_vnd, student_ref FROM core.tuition WHERE payment_id = %s",
+                ("T_ok" + INJECT.format(t="tuition"),)) == [(150000, "S" + CONTROL)]
     assert find_leaks([json.dumps(q)], {"048085001234"}, set()) == []
 
 

@@ -80,7 +80,7 @@ def test_no_clear_id_secret_or_key_anywhere(pipeline_run):
     (values,), = rows(r.warehouse, "SELECT failing_values::text FROM quarantine.rejected_row"
                                    " WHERE business_key LIKE 'HOSTILE%%'")
     assert "048******" in values and PLANTED_ID not in values
-    assert rows(r.warehouse, "SELECT to_regclass('core.land_certificate') IS NOT NULL") == [(True,)]
+    assert rows(r.warehouse, "SELECT to_regclass('core.land') IS NOT NULL") == [(True,)]
 
 
 def test_failed_batch_called_the_webhook_once_without_personal_data(pipeline_run):

@@ -162,5 +162,5 @@ def test_source_database_disappearing_mid_read_fails_the_batch_and_a_retry_says_
     conn.close()
     one_line(last_batch(warehouse_dsn)[1], "cannot connect to the source database of connection 'sector_land'",
              "does not exist")
-    assert scalar(warehouse_dsn, "SELECT count(*) FROM core.land_certificate") == 0
+    assert scalar(warehouse_dsn, "SELECT count(*) FROM core.land") == 0
     assert rows(warehouse_dsn, "SELECT DISTINCT status FROM audit.batch") == [("failed",)]

@@ -48,7 +48,7 @@ def stalling(items: list[dict], pause_after: int, signal_file: str):
 
 
 def main(spec: dict) -> None:
-    from ioc_pipeline.ingest import batch
+    from ioc_pipeline.ingest import runner
     from ioc_pipeline.declaration import catalog
     from ioc_pipeline.views import refresh
     from ioc_pipeline import warehouse
@@ -63,17 +63,17 @@ def main(spec: dict) -> None:
     items = civil_items(spec["day"], spec["n"])
     if spec.get("pause_after") is not None:
         items = stalling(items, spec["pause_after"], spec["signal"])
-    plan = batch.begin(conn, source, spec["run_id"], as_of, key=KEY, province_code=PROVINCE)
+    # step by step, as the DAG's tasks call the runner: a test kills the worker between two steps
+    ses = runner.Session(conn, key=KEY, province_code=PROVINCE, sqlalchemy_url=sqlalchemy_url(spec["dsn"]))
+    plan = runner.open_window(ses, source, spec["run_id"], as_of)
     print("batch", plan.batch_id, flush=True)
     try:
-        stats = batch.extract(conn, source, plan, lambda: (iter(items), lambda: None), key=KEY)
-        batch.record_extract(conn, plan, stats)
-        batch.dedupe(conn, source, plan)
-        batch.validate(conn, source, plan, sqlalchemy_url=sqlalchemy_url(spec["dsn"]))
+        runner.stage(ses, source, plan, lambda: (iter(items), lambda: None))
+        runner.check(ses, source, plan)
         print("publishing", flush=True)
-        print(batch.publish(conn, source, plan), flush=True)
+        print(runner.publish(ses, source, plan), flush=True)
     finally:
-        batch.cleanup(conn, plan)
+        runner.cleanup(ses, plan)
 
 
 if __name__ == "__main__":

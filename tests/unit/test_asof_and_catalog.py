@@ -46,7 +46,7 @@ def test_catalog_entries_are_complete():
     assert "civil_status" in sources
     for s in sources.values():
         assert s.suite_path.exists(), s.code
-        assert (catalog.config.SQL_DIR / s.merge_sql).exists(), s.code
+        assert (catalog.config.SQL_DIR / s.projection_sql).exists(), s.code
         assert set(s.key) <= set(s.field_names)
 
 

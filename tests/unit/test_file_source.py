@@ -100,7 +100,7 @@ def test_csv_missing_column_bad_utf8_and_ragged_rows(tmp_path):
 
 
 def test_csv_hostile_values_stay_inert_text(tmp_path):
-    evil = "'; DROP TABLE core.health_visit; --"
+    evil = "'; DROP TABLE core.health_visits; --"
     write(tmp_path, "health/bhyt_visits_48001_20261105.csv",
           HEADER + f'"{evil}",=1+1,"a\r\nb",x,,,paper,extra\n'.replace(",extra", ""))
     (item,) = read(tmp_path, VISITS, "health/bhyt_visits_48001_20261105.csv")

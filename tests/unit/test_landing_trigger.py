@@ -28,25 +28,39 @@ def deliver(root, name, age=600):
     os.utime(path, (time.time() - age, time.time() - age))
 
 
-async def _events(trigger, actions, polls):
-    """Run the trigger for `polls` polls, doing actions[i] before poll i; collect its events."""
+async def _events(trigger, actions, polls, monkeypatch):
+    """Run the trigger for `polls` polls, doing actions[i] right before poll i (in step with the
+    trigger's own polls, so a slow machine cannot reorder them); collect its events."""
+    from ioc_pipeline.orchestration import triggers
+
     events = []
-    gen = trigger.run()
+    done = asyncio.Event()
+    calls = 0
+    real = triggers.settled_files
+
+    def polled(*args):
+        nonlocal calls
+        if calls < len(actions) and actions[calls]:
+            actions[calls]()
+        calls += 1
+        return real(*args)
+
+    monkeypatch.setattr(triggers, "settled_files", polled)
 
     async def consume():
-        async for event in gen:
+        async for event in trigger.run():
             events.append(event.payload)
 
     task = asyncio.create_task(consume())
-    for i in range(polls):
-        if i < len(actions) and actions[i]:
-            actions[i]()
-        await asyncio.sleep(trigger.poll_seconds)
+    deadline = time.monotonic() + 60
+    while calls <= polls and time.monotonic() < deadline:
+        await asyncio.sleep(trigger.poll_seconds / 4)
     task.cancel()
+    assert calls > polls, f"the trigger polled {calls} times in 60 s"
     return events
 
 
-def test_fires_for_new_settled_deliveries_only(landing):
+def test_fires_for_new_settled_deliveries_only(landing, monkeypatch):
     deliver(landing, "bhyt_visits_48001_20261118.csv")                       # baseline: no event
     trigger = LandingDeliveryTrigger("health_visits", poll_seconds=0.2, settle_seconds=60)
     actions = [
@@ -55,7 +69,7 @@ def test_fires_for_new_settled_deliveries_only(landing):
         lambda: deliver(landing, "bhyt_visits_48002_20261119.csv", age=1),  # still being written: waits
         lambda: (landing / "health" / "notes.txt").write_text("x"),         # not a delivery
     ]
-    events = asyncio.run(_events(trigger, actions, polls=6))
+    events = asyncio.run(_events(trigger, actions, polls=5, monkeypatch=monkeypatch))
     assert [e["files"] for e in events] == [["health/bhyt_visits_48001_20261119.csv"]]
     assert events[0]["source_code"] == "health_visits"
     assert events[0]["as_of_date"] == yesterday_local().isoformat()

@@ -6,6 +6,6 @@ SELECT 'BHYT_CHIP_ID_VISITS_PCT' AS indicator_code,
        commune_code_2025 AS commune_code,
        count(*) FILTER (WHERE identification IN ('chip_cccd', 'vneid_qr')) AS numerator,
        count(*) AS denominator
-  FROM core.health_visit
+  FROM core.health_visits
  WHERE visit_on BETWEEN %(year_start)s AND %(as_of)s
  GROUP BY commune_code_2025

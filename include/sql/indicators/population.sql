@@ -4,7 +4,7 @@
 -- Output: indicator_code, commune_code, numerator, denominator. Params: as_of.
 WITH latest AS (
     SELECT DISTINCT ON (commune_code) *
-      FROM core.population_snapshot
+      FROM core.population
      WHERE as_of <= %(as_of)s
      ORDER BY commune_code, as_of DESC
 )

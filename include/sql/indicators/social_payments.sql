@@ -5,6 +5,6 @@ SELECT 'SOCIAL_NONCASH_PCT' AS indicator_code,
        commune_code_2025 AS commune_code,
        count(*) FILTER (WHERE channel IN ('bank_transfer', 'e_wallet')) AS numerator,
        count(*) AS denominator
-  FROM core.social_payment
+  FROM core.social_payments
  WHERE paid_on BETWEEN %(year_start)s AND %(as_of)s
  GROUP BY commune_code_2025

@@ -6,6 +6,6 @@ SELECT 'TUITION_NONCASH_PCT' AS indicator_code,
        commune_code_2025 AS commune_code,
        count(*) FILTER (WHERE channel <> 'cash') AS numerator,
        count(*) AS denominator
-  FROM core.tuition_payment
+  FROM core.tuition
  WHERE paid_on BETWEEN %(year_start)s AND %(as_of)s
  GROUP BY commune_code_2025

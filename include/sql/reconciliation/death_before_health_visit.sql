@@ -1,4 +1,4 @@
--- requires: core.health_visit core.civil_status
+-- requires: core.health_visits core.civil_status
 -- Health-insurance visits by a person whose death was registered BEFORE the (local) visit date;
 -- a visit on the day of the registration is not flagged. Joined on the keyed hash of the
 -- citizen ID (visits identified by insurance card only cannot be matched); counted per 2025
@@ -8,7 +8,7 @@ SELECT 'DEATH_BEFORE_HEALTH_VISIT' AS check_code,
        v.commune_code_2025 AS commune_code,
        count(*) AS rows_flagged,
        count(DISTINCT v.patient_cccd_hash) AS persons_flagged
-  FROM core.health_visit v
+  FROM core.health_visits v
   JOIN core.admin_unit u
     ON u.scheme = '2025' AND u.level = 'commune' AND u.code = v.commune_code_2025
    AND u.province_code = %(province)s

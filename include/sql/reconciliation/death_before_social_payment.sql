@@ -1,4 +1,4 @@
--- requires: core.social_payment core.civil_status
+-- requires: core.social_payments core.civil_status
 -- Social payments made to a person whose death was registered BEFORE the payment date (a death
 -- registered on the payment day itself is not flagged: the payment may precede the registration).
 -- Joined on the keyed hash of the citizen ID; counted per 2025 commune of the payment, for
@@ -9,7 +9,7 @@ SELECT 'DEATH_BEFORE_SOCIAL_PAYMENT' AS check_code,
        p.commune_code_2025 AS commune_code,
        count(*) AS rows_flagged,
        count(DISTINCT p.beneficiary_cccd_hash) AS persons_flagged
-  FROM core.social_payment p
+  FROM core.social_payments p
   JOIN core.admin_unit u
     ON u.scheme = '2025' AND u.level = 'commune' AND u.code = p.commune_code_2025
    AND u.province_code = %(province)s

@@ -20,6 +20,11 @@ PII_KINDS = ("cccd", "bhyt", "name")
 # JSON value is staged in its JSON form so validation rejects it (a "true" string is a fault).
 FIELD_TYPES = ("text", "boolean", "integer")
 KINDS = ("rest", "sql", "file")
+# How a core row is replaced (ingest/merge.py writes the one statement each generates):
+#   newer_updated_at  by a version with updated_at >= its own (incremental sources)
+#   latest_batch      by the row of a later batch (snapshots: no updated_at)
+#   later_file_date   by a correction of its own file or a file named on or after its own date
+MERGE_POLICIES = ("newer_updated_at", "latest_batch", "later_file_date")
 FILE_FORMATS = ("csv", "xlsx")
 # Named-date placeholders of a file pattern: {facility} a code, {day} YYYYMMDD, {month} YYYYMM.
 _PLACEHOLDERS = {"facility": r"(?P<facility>[A-Za-z0-9-]{1,40})", "day": r"(?P<day>[0-9]{8})",
@@ -86,7 +91,7 @@ class Source:
     key: tuple[str, ...]
     record_date: str | None
     fields: tuple[Field, ...]
-    core_table: str
+    merge: str
     cadence_days: int = 1
     quarantine_threshold: float = 0.05
     watermark: str | None = None
@@ -103,6 +108,11 @@ class Source:
         return f"ingest_{self.code}"
 
     @property
+    def core_table(self) -> str:
+        """One name per thing: the source's core table is named by its code."""
+        return f"core.{self.code}"
+
+    @property
     def asset_uri(self) -> str:
         return f"ioc://warehouse/{self.core_table}"
 
@@ -111,8 +121,9 @@ class Source:
         return config.EXPECTATIONS_DIR / f"{self.code}.json"
 
     @property
-    def merge_sql(self) -> str:
-        return f"sources/{self.code}/merge.sql"
+    def projection_sql(self) -> str:
+        """Its SELECT list from staging to core columns (include/sql/...; ingest/merge.py)."""
+        return f"sources/{self.code}/projection.sql"
 
 
 def _parse(code: str, raw: dict) -> Source:
@@ -124,11 +135,11 @@ def _parse(code: str, raw: dict) -> Source:
             for f in raw["fields"]
         )
         known = {"title", "owner", "sector", "kind", "connection", "key", "record_date", "fields",
-                 "core_table", "cadence_days", "quarantine_threshold", "watermark", "path", "files"}
+                 "merge", "cadence_days", "quarantine_threshold", "watermark", "path", "files"}
         src = Source(
             code=code, title=raw["title"], owner=raw["owner"], sector=raw["sector"], kind=raw["kind"],
             connection=raw["connection"], key=tuple(raw["key"]), record_date=raw.get("record_date"),
-            fields=fields, core_table=raw["core_table"], cadence_days=int(raw.get("cadence_days", 1)),
+            fields=fields, merge=raw["merge"], cadence_days=int(raw.get("cadence_days", 1)),
             quarantine_threshold=float(raw.get("quarantine_threshold", 0.05)),
             watermark=raw.get("watermark"), path=raw.get("path"),
             files=_parse_files(code, raw["files"]) if raw.get("files") is not None else None,
@@ -149,6 +160,12 @@ def _parse(code: str, raw: dict) -> Source:
             raise CatalogError(f"source {code!r}: {col!r} is not one of its fields")
     if src.kind not in KINDS:
         raise CatalogError(f"source {code!r}: kind must be one of {KINDS}")
+    if src.merge not in MERGE_POLICIES:
+        raise CatalogError(f"source {code!r}: merge must be one of {MERGE_POLICIES}")
+    if (src.kind == "file") != (src.merge == "later_file_date"):
+        raise CatalogError(f"source {code!r}: file sources, and only they, merge by later_file_date")
+    if src.merge == "newer_updated_at" and "updated_at" not in names:
+        raise CatalogError(f"source {code!r}: merge newer_updated_at needs a field updated_at")
     if src.record_date is None and src.kind != "file":
         raise CatalogError(f"source {code!r}: record_date is required (only a file source may have none)")
     if (src.kind == "file") != (src.files is not None):
@@ -188,6 +205,16 @@ def _check_file_fields(src: Source) -> None:
 def load() -> dict[str, Source]:
     raw = yaml.safe_load(CATALOG_PATH.read_text(encoding="utf-8")) or {}
     return {code: _parse(code, entry) for code, entry in raw.items()}
+
+
+def connections(kind: str) -> list[str]:
+    """The connection ids the sources of one kind (rest, sql, file) read, each once, in catalog order."""
+    return list(dict.fromkeys(s.connection for s in load().values() if s.kind == kind))
+
+
+def codes(kind: str) -> list[str]:
+    """The codes of the sources of one kind, in catalog order."""
+    return [s.code for s in load().values() if s.kind == kind]
 
 
 def get(code: str) -> Source:

@@ -13,29 +13,29 @@ from __future__ import annotations
 import datetime as dt
 from typing import Callable, Iterator
 
-from ioc_pipeline.ingest.batch import BatchPlan
 from ioc_pipeline.declaration.catalog import Source
 from ioc_pipeline.extract import rest
+from ioc_pipeline.extract.window import Window
 
 Fetch = Callable[[], tuple[Iterator[dict], Callable[[], int | None]]]
 
 
-def window_params(plan: BatchPlan) -> dict[str, str]:
-    params = {"updated_until": plan.window_end}
-    if plan.window_start:
-        params["updated_since"] = plan.window_start
+def window_params(window: Window) -> dict[str, str]:
+    params = {"updated_until": window.end}
+    if window.start:
+        params["updated_since"] = window.start
     return params
 
 
-def snapshot_params(plan: BatchPlan) -> dict[str, str]:
-    """The query of the snapshot of the plan's as-of date (validated: it goes on the wire)."""
-    return {"as_of": dt.date.fromisoformat(plan.as_of_date).isoformat()}
+def snapshot_params(window: Window) -> dict[str, str]:
+    """The query of the snapshot of the window's as-of date (validated: it goes on the wire)."""
+    return {"as_of": dt.date.fromisoformat(window.as_of).isoformat()}
 
 
-def fetcher(source: Source, plan: BatchPlan, **endpoint_kw) -> Fetch:
+def fetcher(source: Source, window: Window, **endpoint_kw) -> Fetch:
     """A fetch() for batch.extract: each call extracts the whole batch again from page 1."""
     endpoint = rest.endpoint_from_airflow_connection(source.connection, source.path, source=source.code, **endpoint_kw)
-    params = window_params(plan) if source.watermark else snapshot_params(plan)
+    params = window_params(window) if source.watermark else snapshot_params(window)
 
     def fetch():
         state: dict = {"total": None}

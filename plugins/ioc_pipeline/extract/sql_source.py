@@ -22,8 +22,9 @@ import psycopg2
 from psycopg2 import sql
 
 from ioc_pipeline import config
-from ioc_pipeline.ingest.batch import BatchFailed, BatchPlan
 from ioc_pipeline.declaration.catalog import Source
+from ioc_pipeline.errors import BatchFailed
+from ioc_pipeline.extract.window import Window
 
 log = logging.getLogger(__name__)
 
@@ -68,18 +69,18 @@ def plan_columns(source: Source, present: list[str], schema: str, table: str) ->
     return source.field_names + extra
 
 
-def window_query(source: Source, schema: str, table: str, columns: list[str], plan: BatchPlan) -> tuple[sql.Composed, dict]:
-    """SELECT every column ::text over the plan's window, in a stable order."""
+def window_query(source: Source, schema: str, table: str, columns: list[str], window: Window) -> tuple[sql.Composed, dict]:
+    """SELECT every column ::text over the window, in a stable order."""
     if not source.watermark:
         raise BatchFailed(f"{source.code}: an SQL source needs a watermark column in the catalog")
     wm = sql.Identifier(source.watermark)
     select = sql.SQL(", ").join(
         sql.SQL("{c}::text AS {c}").format(c=sql.Identifier(c)) for c in columns)
     conds = [sql.SQL("{wm} < %(until)s::timestamptz").format(wm=wm)]
-    params = {"until": plan.window_end}
-    if plan.window_start:
+    params = {"until": window.end}
+    if window.start:
         conds.append(sql.SQL("{wm} >= %(since)s::timestamptz").format(wm=wm))
-        params["since"] = plan.window_start
+        params["since"] = window.start
     order = sql.SQL(", ").join(map(sql.Identifier, (source.watermark, *source.key)))
     query = sql.SQL("SELECT {select} FROM {t} WHERE {conds} ORDER BY {order}").format(
         select=select, t=sql.Identifier(schema, table), conds=sql.SQL(" AND ").join(conds), order=order)
@@ -99,7 +100,7 @@ def connect(source: Source):
                              f"'{source.connection}': {str(exc).strip().splitlines()[0]}") from None
 
 
-def fetcher(source: Source, plan: BatchPlan) -> Fetch:
+def fetcher(source: Source, window: Window) -> Fetch:
     """A fetch() for batch.extract: each call reads the whole window again."""
     schema, table = table_of(source)
 
@@ -113,7 +114,7 @@ def fetcher(source: Source, plan: BatchPlan) -> Fetch:
                 cur.execute("SET LOCAL DateStyle = 'ISO, YMD'")
                 cur.execute("SET LOCAL TimeZone = %s", (config.LOCAL_TZ,))
                 columns = plan_columns(source, source_columns(cur, schema, table), schema, table)
-            query, params = window_query(source, schema, table, columns, plan)
+            query, params = window_query(source, schema, table, columns, window)
         except BaseException:
             conn.close()
             raise

@@ -13,7 +13,8 @@
     cleanup-> staging dropped, whatever happened
 
 Each step takes and returns plain data (a BatchPlan), so Airflow tasks can pass it through
-XCom and run on different workers: everything in between lives in the warehouse.
+XCom and run on different workers: everything in between lives in the warehouse. The order of
+the steps, and what happens when one fails, is written once in ingest/runner.py.
 """
 from __future__ import annotations
 
@@ -28,15 +29,13 @@ from psycopg2 import sql
 from psycopg2.extras import Json
 
 from ioc_pipeline import config, warehouse
+from ioc_pipeline.errors import BatchFailed
+from ioc_pipeline.extract.window import Window
 from ioc_pipeline.personal_data import pii
-from ioc_pipeline.ingest import rows, staging
+from ioc_pipeline.ingest import merge, rows, staging
 from ioc_pipeline.declaration.catalog import Source
 
 log = logging.getLogger(__name__)
-
-
-class BatchFailed(Exception):
-    """The batch cannot commit; the message is the one line an engineer acts on."""
 
 
 @dataclasses.dataclass
@@ -52,6 +51,11 @@ class BatchPlan:
     empty_window: bool = False
     file_name: str | None = None      # file sources: the delivery this batch loads
     file_date: str | None = None      # its named date (None: undated, e.g. the tracker)
+
+    @property
+    def window(self) -> Window:
+        """What the extractor is asked for."""
+        return Window(self.window_start, self.window_end, self.as_of_date, self.province_code)
 
     def to_xcom(self) -> dict:
         return dataclasses.asdict(self)
@@ -548,8 +552,7 @@ def publish(conn, source: Source, plan: BatchPlan, *, finish_run: bool = True) -
                       AND o.record_date IS NOT DISTINCT FROM n.record_date
                       AND o.reasons = n.reasons AND o.failing_values = n.failing_values""",
                 {"source": source.code, "batch": plan.batch_id})
-            merge = sql.SQL(warehouse.read_sql(source.merge_sql)).format(staging=t, rejects=rj)
-            cur.execute(merge, {"batch_id": plan.batch_id, "file_name": plan.file_name, "file_date": plan.file_date})
+            cur.execute(merge.statement(cur, source, t, rj), {"batch_id": plan.batch_id, "file_name": plan.file_name, "file_date": plan.file_date})
             loaded = cur.rowcount
             if plan.file_name:
                 removed = _remove_absent_rows(cur, source, plan)

@@ -2,8 +2,8 @@
 
     pending(...)   deliveries discovered for the as-of date, minus those whose (name, checksum)
                    already committed (a failed one is tried again at every run)
-    load_all(...)  for each, in named-date order: open batch + ledger row -> stage the file ->
-                   dedupe -> validate -> publish (merge, corrections, ledger) -> drop staging.
+    load_all(...)  for each, in named-date order: open batch + ledger row, then the runner's
+                   sequence (stage the file, dedupe, validate, publish, drop staging).
                    A failure is recorded on its batch and the next file goes on; the run is then
                    closed: success only if every batch committed.
 """
@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 
-from ioc_pipeline.ingest import batch
+from ioc_pipeline.ingest import batch, runner
 from ioc_pipeline import warehouse
 from ioc_pipeline.declaration.catalog import Source
 from ioc_pipeline.extract import file_source
@@ -39,35 +39,16 @@ def pending(conn, source: Source, root: Path, as_of: dt.date, **discover_kw) -> 
     return todo
 
 
-def load_one(conn, source: Source, run_key: str, as_of: dt.date, root: Path, delivery: Delivery, *,
-             key: bytes, province_code: str, sqlalchemy_url: str) -> dict:
+def load_one(ses: runner.Session, source: Source, run_key: str, as_of: dt.date, root: Path,
+             delivery: Delivery) -> dict:
     """Load one delivery as one batch; raises (after recording the failure) if it cannot commit."""
-    plan = batch.open_batch(conn, source, run_key, as_of, province_code=province_code,
+    plan = batch.open_batch(ses.conn, source, run_key, as_of, province_code=ses.province_code,
                             batch_name=delivery.name, delivery=delivery)
-    try:
-        def fetch():
-            return file_source.read_items(root, source, delivery), (lambda: None)
 
-        stats = batch.extract(conn, source, plan, fetch, key=key, max_extractions=1)
-        batch.record_extract(conn, plan, stats)
-        if stats.extra_columns:
-            log.warning("schema drift: %s brought unknown column(s) %s; loaded without them",
-                        delivery.name, ", ".join(stats.extra_columns))
-        batch.dedupe(conn, source, plan)
-        summary = batch.validate(conn, source, plan, sqlalchemy_url=sqlalchemy_url)
-        summary.update(batch.publish(conn, source, plan, finish_run=False))
-        summary.update(rows_read=stats.rows_read, batch_id=plan.batch_id)
-        return summary
-    except Exception as exc:
-        batch.fail(conn, plan, _reason(delivery, exc), run_too=False)
-        raise
-    finally:
-        batch.cleanup(conn, plan)
+    def fetch():
+        return file_source.read_items(root, source, delivery), (lambda: None)
 
-
-def _reason(delivery: Delivery, exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if delivery.name in text else f"{delivery.name}: {text}"
+    return runner.run_batch(ses, source, plan, fetch, finish_run=False, max_extractions=1)
 
 
 def load_all(conn, source: Source, run_key: str, as_of: dt.date, root: Path, deliveries: list[Delivery], *,
@@ -76,6 +57,7 @@ def load_all(conn, source: Source, run_key: str, as_of: dt.date, root: Path, del
 
     Never raises for a file's own problem: the failures are returned (and recorded) so that the
     other files still load; the caller fails the task when `failures` is not empty."""
+    ses = runner.Session(conn, key=key, province_code=province_code, sqlalchemy_url=sqlalchemy_url)
     with warehouse.transaction(conn) as cur:  # a retried task: close what its killed attempt left open
         batch.abandon_running_batches(cur, source, run_key)
     done = committed_checksums(conn, source)  # a retried task skips what already committed
@@ -87,10 +69,9 @@ def load_all(conn, source: Source, run_key: str, as_of: dt.date, root: Path, del
             continue
         log.info("%s: file %d/%d %s (%d bytes)", source.code, n, len(deliveries), delivery.name, delivery.size)
         try:
-            summary = load_one(conn, source, run_key, as_of, root, delivery, key=key,
-                               province_code=province_code, sqlalchemy_url=sqlalchemy_url)
+            summary = load_one(ses, source, run_key, as_of, root, delivery)
         except (batch.BatchFailed, file_source.FileUnreadable) as exc:
-            failures.append(_reason(delivery, exc))
+            failures.append(runner.failure_reason(exc, delivery.name))
             log.error("%s: %s", source.code, failures[-1])
             continue
         committed.append(delivery.name)

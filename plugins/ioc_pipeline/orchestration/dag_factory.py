@@ -51,7 +51,7 @@ def landing_asset(source: Source) -> Asset:
 
 def _on_failure(context) -> None:
     """Task failure callback: record the failed batch, then notify in one line."""
-    from ioc_pipeline.ingest import batch
+    from ioc_pipeline.ingest import batch, runner
     from ioc_pipeline.orchestration import notify
     from ioc_pipeline import warehouse
 
@@ -61,15 +61,12 @@ def _on_failure(context) -> None:
     if dag_id.startswith("ingest_"):
         plan = ti.xcom_pull(task_ids="begin")
         if plan:
-            conn = warehouse.connect()
-            try:
+            with runner.session() as ses:
                 if "batch_id" in plan:
-                    batch.fail(conn, batch.BatchPlan.from_xcom(plan), f"{ti.task_id}: {reason}")
+                    runner.fail(ses, plan, f"{ti.task_id}: {reason}")
                 else:  # a file source's run: its batches recorded their own outcome
-                    with warehouse.transaction(conn) as cur:
+                    with warehouse.transaction(ses.conn) as cur:
                         batch.fail_run(cur, plan["run_key"], f"{ti.task_id}: {reason}"[:500])
-            finally:
-                conn.close()
     line = notify.failure_line(dag_id, context["run_id"], ti.task_id, reason)
     notify.send(line, {"dag_id": dag_id, "run_id": context["run_id"], "task_id": ti.task_id,
                        "source": dag_id.removeprefix("ingest_") if dag_id.startswith("ingest_") else None,
@@ -83,7 +80,7 @@ def _fail_now_if_permanent(exc: Exception) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
     from ioc_pipeline.orchestration.asof import AsOfError
-    from ioc_pipeline.ingest.batch import BatchFailed
+    from ioc_pipeline.errors import BatchFailed
     from ioc_pipeline.config import ConfigError
     from ioc_pipeline.extract.rest import SourceError
     from ioc_pipeline.ingest.validation import SuiteError
@@ -207,42 +204,35 @@ def build_file_ingest_dag(source: Source) -> DAG:
         def begin(**context) -> dict:
             """Migrate, resolve the as-of date, open the run, list the deliveries to load."""
             from ioc_pipeline.orchestration import asof
-            from ioc_pipeline.ingest import batch, file_batches
-            from ioc_pipeline import config, warehouse
+            from ioc_pipeline.ingest import batch, file_batches, runner
+            from ioc_pipeline import warehouse
             from ioc_pipeline.extract import file_source
 
             as_of = asof.from_context(context)
-            conn = warehouse.connect()
-            try:
-                warehouse.migrate(conn)
-                run_key = batch.open_run(conn, source, context["run_id"], as_of, key=config.pii_key())
-                todo = file_batches.pending(conn, source, file_source.landing_root(source), as_of)
-            except Exception as exc:  # e.g. no landing folder: the run failed, say so in freshness
-                _record_begin_failure(conn, source, context["run_id"], as_of, exc)
-                _fail_now_if_permanent(exc)
-                raise
-            finally:
-                conn.close()
+            with runner.session() as ses:
+                try:
+                    warehouse.migrate(ses.conn)
+                    run_key = batch.open_run(ses.conn, source, context["run_id"], as_of, key=ses.key)
+                    todo = file_batches.pending(ses.conn, source, file_source.landing_root(source), as_of)
+                except Exception as exc:  # e.g. no landing folder: the run failed, say so in freshness
+                    _record_begin_failure(ses.conn, source, context["run_id"], as_of, exc)
+                    _fail_now_if_permanent(exc)
+                    raise
             return {"run_key": run_key, "as_of_date": as_of.isoformat(), "deliveries": [d.to_xcom() for d in todo]}
 
         @task(outlets=[outlet], retries=2, retry_delay=dt.timedelta(minutes=1), retry_exponential_backoff=True)
         def load_files(plan: dict, **context) -> dict:
             """Load each delivery as its own batch; a failed file does not stop the others."""
             from ioc_pipeline.orchestration import asof
-            from ioc_pipeline import config, warehouse
-            from ioc_pipeline.ingest import file_batches
+            from ioc_pipeline.ingest import file_batches, runner
             from ioc_pipeline.extract import file_source
 
             as_of = asof.parse_date(plan["as_of_date"])
             deliveries = [file_source.Delivery.from_xcom(d) for d in plan["deliveries"]]
-            conn = warehouse.connect()
-            try:
+            with runner.session() as ses:
                 result = file_batches.load_all(
-                    conn, source, plan["run_key"], as_of, file_source.landing_root(source), deliveries,
-                    key=config.pii_key(), province_code=config.province_code(),
-                    sqlalchemy_url=config.postgres_params(config.WAREHOUSE_CONN_ID).sqlalchemy_url())
-            finally:
-                conn.close()
+                    ses.conn, source, plan["run_key"], as_of, file_source.landing_root(source), deliveries,
+                    key=ses.key, province_code=ses.province_code, sqlalchemy_url=ses.sqlalchemy_url)
             context["outlet_events"][outlet].extra = {
                 "as_of_date": plan["as_of_date"], "source_code": source.code,
                 **{k: v for k, v in result.items() if k != "failures"}}
@@ -276,96 +266,61 @@ def build_ingest_dag(source: Source) -> DAG:
         def begin(**context) -> dict:
             """Migrate, resolve the as-of date, open the run and its batch, create staging."""
             from ioc_pipeline.orchestration import asof
-            from ioc_pipeline.ingest import batch
-            from ioc_pipeline import config, warehouse
+            from ioc_pipeline.ingest import runner
+            from ioc_pipeline import warehouse
 
             as_of = asof.from_context(context)
-            conn = warehouse.connect()
-            try:
-                warehouse.migrate(conn)
-                replay = (context.get("params") or {}).get("replay_batch")
-                plan = batch.begin(conn, source, context["run_id"], as_of, key=config.pii_key(),
-                                   province_code=config.province_code(),
-                                   replay_batch=int(replay) if replay not in (None, "") else None)
-            except Exception as exc:  # a refused key, a bad setting: freshness must show the failure
-                _record_begin_failure(conn, source, context["run_id"], as_of, exc)
-                _fail_now_if_permanent(exc)
-                raise
-            finally:
-                conn.close()
+            replay = (context.get("params") or {}).get("replay_batch")
+            with runner.session() as ses:
+                try:
+                    warehouse.migrate(ses.conn)
+                    plan = runner.open_window(ses, source, context["run_id"], as_of,
+                                              replay_batch=int(replay) if replay not in (None, "") else None)
+                except Exception as exc:  # a refused key, a bad setting: freshness must show the failure
+                    _record_begin_failure(ses.conn, source, context["run_id"], as_of, exc)
+                    _fail_now_if_permanent(exc)
+                    raise
             return plan.to_xcom()
 
         @task(retries=2, retry_delay=dt.timedelta(minutes=1), retry_exponential_backoff=True,
               max_retry_delay=dt.timedelta(minutes=10))
         def extract(plan: dict) -> dict:
-            """Extract the window into staging (retried with backoff: network step)."""
-            from ioc_pipeline.ingest import batch
-            from ioc_pipeline import config, warehouse
-            from ioc_pipeline.extract import fetchers
+            """Extract the window into staging and dedupe it (retried with backoff: network step)."""
+            from ioc_pipeline.ingest import runner
 
-            p = batch.BatchPlan.from_xcom(plan)
-            if p.empty_window:
-                log.info("window is empty (already loaded up to %s): nothing to extract", p.window_start)
-                return {"rows_read": 0}
-            conn = warehouse.connect()
-            try:
+            with runner.session() as ses:
                 try:
-                    stats = batch.extract(conn, source, p, fetchers.fetcher_for(source, p), key=config.pii_key())
+                    return runner.stage(ses, source, plan)
                 except Exception as exc:
                     _fail_now_if_permanent(exc)
                     raise
-                batch.record_extract(conn, p, stats)
-                if stats.extra_columns:
-                    log.warning("schema drift: %s sent unknown column(s) %s; loaded without them",
-                                source.code, ", ".join(stats.extra_columns))
-                batch.dedupe(conn, source, p)
-            finally:
-                conn.close()
-            return {"rows_read": stats.rows_read, "distinct_keys": stats.distinct_keys}
 
         @task
         def validate(plan: dict, extracted: dict) -> dict:
             """Run the source's expectation suite inside PostgreSQL; quarantine or fail."""
-            from ioc_pipeline.ingest import batch
-            from ioc_pipeline import config, warehouse
+            from ioc_pipeline.ingest import runner
 
-            p = batch.BatchPlan.from_xcom(plan)
-            if p.empty_window:
-                return {"evaluated": 0}
-            conn = warehouse.connect()
-            try:
-                url = config.postgres_params(config.WAREHOUSE_CONN_ID).sqlalchemy_url()
-                return batch.validate(conn, source, p, sqlalchemy_url=url)
-            finally:
-                conn.close()
+            with runner.session() as ses:
+                return runner.check(ses, source, plan)
 
         @task(outlets=[outlet])
         def publish(plan: dict, validated: dict, **context) -> dict:
             """Quarantine, merge, audit ledger and watermark in one transaction; publish the Asset."""
-            from ioc_pipeline.ingest import batch
-            from ioc_pipeline import warehouse
+            from ioc_pipeline.ingest import runner
 
-            p = batch.BatchPlan.from_xcom(plan)
-            conn = warehouse.connect()
-            try:
-                result = batch.publish(conn, source, p)
-            finally:
-                conn.close()
-            context["outlet_events"][outlet].extra = {"as_of_date": p.as_of_date, "source_code": source.code,
-                                                      "batch_id": p.batch_id, **result}
+            with runner.session() as ses:
+                result = runner.publish(ses, source, plan)
+            context["outlet_events"][outlet].extra = {"as_of_date": plan["as_of_date"], "source_code": source.code,
+                                                      "batch_id": plan["batch_id"], **result}
             return result
 
         @task
         def cleanup(plan: dict) -> None:
             """Drop the batch's staging tables, whatever the outcome (teardown)."""
-            from ioc_pipeline.ingest import batch
-            from ioc_pipeline import warehouse
+            from ioc_pipeline.ingest import runner
 
-            conn = warehouse.connect()
-            try:
-                batch.cleanup(conn, batch.BatchPlan.from_xcom(plan))
-            finally:
-                conn.close()
+            with runner.session() as ses:
+                runner.cleanup(ses, plan)
 
         planned = begin()
         extracted = extract(planned)

@@ -10,9 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from ioc_pipeline.ingest import batch, staging, validation
-from ioc_pipeline import warehouse
-from ioc_pipeline.orchestration.asof import window_end
+from ioc_pipeline.ingest import runner, staging, validation
 from ioc_pipeline.declaration.catalog import Source
 
 SCRATCH_BATCH_ID = 0  # staging.<source>_b0: real batch ids start at 1
@@ -22,18 +20,9 @@ def check(conn, source: Source, as_of: dt.date, *, fetch, key: bytes, province_c
           sqlalchemy_url: str, suite_path: Path | None = None) -> tuple[int, list[validation.ExpectationResult]]:
     """Return (rows staged, one result per expectation). Raises validation.SuiteError if the suite does not load."""
     suite = validation.load_suite(suite_path or source.suite_path)
-    with warehouse.transaction(conn) as cur:
-        table = staging.create(cur, source, SCRATCH_BATCH_ID)
-    plan = batch.BatchPlan(source_code=source.code, run_key="suite-check", batch_id=SCRATCH_BATCH_ID,
-                           as_of_date=as_of.isoformat(), province_code=province_code, staging_table=table,
-                           window_end=window_end(as_of).isoformat() if source.watermark else None)
-    try:
-        rows, _, _, _ = batch.stage_items(conn, source, plan, fetch(plan)[0], key=key)
-        batch.dedupe(conn, source, plan)
-        return rows, validation.validate_table(sqlalchemy_url, staging.SCHEMA, table, suite)
-    finally:
-        with warehouse.transaction(conn) as cur:
-            staging.drop(cur, table)
+    ses = runner.Session(conn, key=key, province_code=province_code, sqlalchemy_url=sqlalchemy_url)
+    with runner.sample(ses, source, as_of, lambda window: fetch(window)[0], scratch_batch_id=SCRATCH_BATCH_ID) as (plan, rows):
+        return rows, validation.validate_table(sqlalchemy_url, staging.SCHEMA, plan.staging_table, suite)
 
 
 def format_results(results: list[validation.ExpectationResult]) -> list[str]:
@@ -53,18 +42,18 @@ def format_results(results: list[validation.ExpectationResult]) -> list[str]:
 
 
 def sample_fetcher(source: Source):
-    """fetch(plan) -> (items, total) over the configured connection: the whole window up to D+1,
+    """fetch(window) -> (items, total) over the configured connection: the whole window up to D+1,
     or, for a file source, its newest delivery named on or before D (read as a batch reads it)."""
     from ioc_pipeline.extract import fetchers, file_source
 
-    def fetch(plan):
+    def fetch(window):
         if source.kind != "file":
-            return fetchers.fetcher_for(source, plan)()
+            return fetchers.fetcher_for(source, window)()
         root = file_source.landing_root(source)
-        found = file_source.discover(root, source.files, dt.date.fromisoformat(plan.as_of_date), settle_seconds=0)
+        found = file_source.discover(root, source.files, dt.date.fromisoformat(window.as_of), settle_seconds=0)
         if not found:
             raise file_source.FileUnreadable(f"{source.code}: no delivery of {source.files.pattern} on or before "
-                                             f"{plan.as_of_date} in the landing folder")
+                                             f"{window.as_of} in the landing folder")
         newest = max(found, key=lambda d: (d.named_date or "", d.mtime))
         print(f"{source.code}: sample = {newest.name}")
         return file_source.read_items(root, source, newest), (lambda: None)
