@@ -218,7 +218,7 @@ def check_land(step, as_of: dt.date) -> None:
 
 
 def test_first_night_views_equal_the_simulators_truth(pipeline_run):
-    step = pipeline_run.steps["d1"]
+    step = pipeline_run.step("d1")
     run1 = step.run
     check_run_outcome(step, run1, D1)
     assert "ingest_civil_status success" in run1.stdout and "refresh_ioc_views success" in run1.stdout
@@ -238,7 +238,7 @@ def loaded_d2_window(step) -> bool:
 
 def test_next_night_reads_only_the_new_window(pipeline_run):
     # next day: the source changed, the run reads only the new window
-    step = pipeline_run.steps["d2"]
+    step = pipeline_run.step("d2")
     run2 = step.run
     assert ps_window_share(step.sim, D1, D2) <= 0.05, "choose PS_DOSSIERS/seed so the D2 window loads"
     if not loaded_d2_window(step):
@@ -263,10 +263,10 @@ def test_next_night_reads_only_the_new_window(pipeline_run):
 
 def test_rerun_of_the_same_night_changes_nothing(pipeline_run):
     # re-running D2 changes nothing in the views and reads nothing
-    step = pipeline_run.steps["d2_again"]
+    step = pipeline_run.step("d2_again")
     if not loaded_d2_window(step):
         pytest.skip("the D2 window exceeded the quarantine threshold; incremental load not exercised")
-    before = actual_values(pipeline_run.steps["d2"].warehouse)
+    before = actual_values(pipeline_run.step("d2").warehouse)
     run3 = step.run
     check_run_outcome(step, run3, D2)
     assert actual_values(step.warehouse) == before
@@ -274,7 +274,7 @@ def test_rerun_of_the_same_night_changes_nothing(pipeline_run):
 
 def test_no_clear_id_or_name_in_the_warehouse_or_the_run_logs(pipeline_run):
     # no clear citizen ID or name from the source anywhere in the warehouse or the run logs
-    step = pipeline_run.steps["d2_again"]
+    step = pipeline_run.step("d2_again")
     if not loaded_d2_window(step):
         pytest.skip("the D2 window exceeded the quarantine threshold; incremental load not exercised")
     with psycopg2.connect(step.sim) as conn, conn.cursor() as cur:
@@ -300,9 +300,9 @@ def test_no_clear_id_or_name_in_the_warehouse_or_the_run_logs(pipeline_run):
 
 
 def test_wrong_token_fails_the_dag_with_one_clear_line_and_keeps_views(pipeline_run):
-    check_run_outcome(pipeline_run.steps["d1"], pipeline_run.steps["d1"].run, D1)
-    before = actual_values(pipeline_run.steps["d2_again"].warehouse)   # the state the refused run starts from
-    step = pipeline_run.steps["wrong_token"]
+    check_run_outcome(pipeline_run.step("d1"), pipeline_run.step("d1").run, D1)
+    before = actual_values(pipeline_run.step("d2_again").warehouse)   # the state the refused run starts from
+    step = pipeline_run.step("wrong_token")
     run = step.run
     assert run.returncode == 1
     line = next(l for l in run.stdout.splitlines() if l.startswith("ingest_civil_status"))

@@ -56,7 +56,7 @@ def xcom_values(airflow_home) -> list[str]:
 
 
 def test_no_clear_id_secret_or_key_anywhere(pipeline_run):
-    r = pipeline_run.steps["faults"]
+    r = pipeline_run.step("faults")
     codes = {dag: code for dag, (code, _) in r.results.items()}
     assert codes == {**{f"ingest_{c}": 0 for c in SOURCES}, "ingest_tuition": 1, "refresh_ioc_views": 0}, \
         {d: out[-2000:] for d, (c, out) in r.results.items() if c}
@@ -84,7 +84,7 @@ def test_no_clear_id_secret_or_key_anywhere(pipeline_run):
 
 
 def test_failed_batch_called_the_webhook_once_without_personal_data(pipeline_run):
-    r = pipeline_run.steps["faults"]
+    r = pipeline_run.step("faults")
     calls = [c for c in r.alerts if c.get("source") == "tuition"]
     assert len(calls) == 1, r.alerts
     call = calls[0]
@@ -99,7 +99,7 @@ def test_failed_batch_called_the_webhook_once_without_personal_data(pipeline_run
 
 
 def test_ioc_reader_sees_only_ioc_and_never_the_key_and_a_changed_key_is_refused(pipeline_run):
-    r = pipeline_run.steps["faults"]
+    r = pipeline_run.step("faults")
     conn = psycopg2.connect(r.warehouse)
     conn.autocommit = True
     with conn.cursor() as cur:
@@ -125,7 +125,7 @@ def test_ioc_reader_sees_only_ioc_and_never_the_key_and_a_changed_key_is_refused
     assert rows(r.warehouse, "SELECT count(*) FROM audit.pii_key") == [(1,)]
 
     # the next step ran ingest_civil_status with another key
-    code, out = pipeline_run.steps["changed_key"].results["ingest_civil_status"]
+    code, out = pipeline_run.step("changed_key").results["ingest_civil_status"]
     assert code == 1 and "ioc_pii_key differs" in out
     assert OTHER_KEY not in out
     assert rows(pipeline_run.warehouse, "SELECT count(*) FROM audit.pii_key") == [(1,)]   # the new key was not adopted
