@@ -10,11 +10,12 @@ DATE ?=
 export GX_ANALYTICS_ENABLED := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint run ui stop lock clean help check-suite docs quarantine
+.PHONY: demo test test-fast lint run ui stop lock clean help check-suite docs quarantine
 
 help:
 	@echo "make demo              whole nightly pipeline on the embedded defaults, then the indicator table"
-	@echo "make test              the whole test suite"
+	@echo "make test              the whole test suite (unit, integration, contract, end to end)"
+	@echo "make test-fast         unit, integration and contract tests only: no real Airflow run, no browser"
 	@echo "make lint              ruff check (rules in pyproject.toml); .ci/run runs it before the tests"
 	@echo "make run DATE=YYYY-MM-DD   every ingest DAG, then refresh_ioc_views, for DATE"
 	@echo "make ui [IOC_UI_PORT=8080]   Airflow UI (airflow standalone) on the same configuration"
@@ -69,6 +70,10 @@ $(DEV_STAMP): $(STAMP) requirements-dev.lock
 
 test: $(DEV_STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+
+# The tests that need no real DAG run (markers in pyproject.toml; docs/testing.md)
+test-fast: $(DEV_STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m "not e2e and not browser"
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .

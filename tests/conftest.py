@@ -6,6 +6,12 @@ Server choice (IOC_TEST_POSTGRES):
 - any libpq DSN/URI of a maintenance database: that server, and fail if it does not answer.
 Every test database is created by the fixture and dropped afterwards, so the tests never
 depend on the server's state.
+
+What is expensive to build (a migrated warehouse, a simulator store) is built once per session
+into a template database and cloned for each test (CREATE DATABASE ... TEMPLATE copies files,
+it does not replay the work), so a test still gets a database of its own that it may change.
+The session-scoped real Airflow run shared by the end-to-end checks is `pipeline_run`
+(tests/fixtures/pipeline_run.py).
 """
 from __future__ import annotations
 
@@ -16,6 +22,8 @@ from pathlib import Path
 import pytest
 
 from devtools import embedded_pg
+from tests.fixtures import databases
+from tests.fixtures.pipeline_run import pipeline_run  # noqa: F401  (a fixture, shared by every test package)
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -31,34 +39,94 @@ def pg_server() -> dict:
         pytest.fail(f"IOC_TEST_POSTGRES: {exc}")
 
 
-def _databases(pg_server):
-    """Factory: create a new empty database, return its libpq DSN; dropped when the generator ends."""
-    created: list[str] = []
+@pytest.fixture(scope="session")
+def database_template(pg_server):
+    """Factory: database_template(key, build) -> name of a template database that `build(dsn)`
+    filled, built the first time a key is asked for in the session, then closed to connections
+    so that it can only be cloned (make_database(template=...)). Dropped at the session's end."""
+    built: dict[str, str] = {}
 
-    def _make(prefix: str = "ioc_test") -> str:
-        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-        embedded_pg.maintenance(pg_server, f'CREATE DATABASE "{name}"')
-        created.append(name)
-        return " ".join(f"{k}={v}" for k, v in {**pg_server, "dbname": name}.items())
+    def _template(key: str, build) -> str:
+        if key not in built:
+            name = f"ioc_tpl_{key}_{uuid.uuid4().hex[:8]}"
+            try:
+                build(databases.create(pg_server, name))
+                databases.freeze(pg_server, name)
+            except BaseException:
+                databases.drop(pg_server, name)
+                raise
+            built[key] = name
+        return built[key]
 
-    yield _make
-    for name in created:
-        embedded_pg.maintenance(pg_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def make_database(pg_server):
-    """Factory: create a new empty database, return its libpq DSN; dropped at teardown."""
-    yield from _databases(pg_server)
+    yield _template
+    for name in built.values():
+        databases.drop(pg_server, name)
 
 
 @pytest.fixture(scope="session")
-def make_session_database(pg_server):
-    """Like make_database, for a session-wide fixture (dropped at the end of the session)."""
-    yield from _databases(pg_server)
+def dropper(pg_server):
+    """Drops the tests' databases in the background (tests/fixtures/databases.Dropper)."""
+    dropper = databases.Dropper(pg_server)
+    yield dropper
+    errors = dropper.close()
+    assert not errors, f"test databases left behind: {errors}"
+
+
+@pytest.fixture
+def make_database(pg_server, dropper):
+    """Factory: make_database(prefix, template=None) creates a new database (empty, or a clone
+    of a template from `database_template`) and returns its libpq DSN; dropped after the test."""
+    created: list[str] = []
+
+    def _make(prefix: str = "ioc_test", template: str | None = None) -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        created.append(name)
+        return databases.create(pg_server, name, template)
+
+    yield _make
+    for name in created:
+        dropper.drop(name)
 
 
 @pytest.fixture
 def empty_db(make_database) -> str:
     """DSN of a fresh empty database."""
     return make_database()
+
+
+def _migrate(dsn: str) -> None:
+    from ioc_pipeline import warehouse
+
+    conn = warehouse.connect(dsn)
+    try:
+        warehouse.migrate(conn)
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(database_template) -> str:
+    """Name of a template database with every migration and the reference data applied."""
+    return database_template("migrated", _migrate)
+
+
+@pytest.fixture
+def warehouse_db(make_database, migrated_template) -> str:
+    """DSN of a fresh warehouse with every migration applied (a clone of `migrated_template`:
+    the same as migrating an empty database, without paying for it in every test)."""
+    return make_database("ioc_wh", template=migrated_template)
+
+
+@pytest.fixture
+def make_warehouse(make_database, migrated_template):
+    """Factory: make_warehouse(prefix) -> DSN of another fresh migrated warehouse (for tests
+    that compare two warehouses)."""
+    return lambda prefix="ioc_wh": make_database(prefix, template=migrated_template)
+
+
+@pytest.fixture
+def simulator_db(make_database, database_template):
+    """Factory: simulator_db(key, generate) -> DSN of a fresh copy of the simulator store that
+    generate(dsn) fills. The store is generated once per session for each key, so the key must
+    name everything that decides its content (sources, seed, size, until)."""
+    return lambda key, generate: make_database("ioc_sim", template=database_template(key, generate))

@@ -22,6 +22,7 @@ import pytest
 import requests
 
 from ioc_web import serve
+from tests.fixtures import databases
 from tests.reliability.support import rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -61,7 +62,11 @@ def page(request):
     missing = _browser_missing()
     if missing:
         pytest.skip(missing)
-    admin = request.getfixturevalue("pipeline_run")["warehouse"]   # only once a browser is there
+    # only once a browser is there: the views as the session's first night left them, in a copy
+    # of our own (the login and its grant are written into it; the run's copies stay untouched)
+    first_night = request.getfixturevalue("pipeline_run").step("d1").warehouse
+    pg_server = request.getfixturevalue("pg_server")
+    admin = databases.copy(pg_server, databases.name_of(first_night), f"ioc_web_e2e_{uuid.uuid4().hex[:8]}")
     role = f"ioc_web_e2e_{uuid.uuid4().hex[:8]}"
     serve.ensure_login(admin, "e2e-page-password", role=role)
     params = psycopg2.extensions.parse_dsn(admin)
@@ -92,6 +97,7 @@ def page(request):
             cur.execute(f'REVOKE ALL ON DATABASE "{params["dbname"]}" FROM "{role}"')
             cur.execute(f'DROP ROLE IF EXISTS "{role}"')
         conn.close()
+        databases.drop(pg_server, params["dbname"])
 
 
 @pytest.fixture(scope="module")

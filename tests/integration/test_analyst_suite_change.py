@@ -55,8 +55,8 @@ def freshness(conn) -> tuple:
 
 
 def test_a_critical_batch_expectation_added_in_json_fails_the_next_run_until_removed(
-        make_database, tmp_path, monkeypatch):
-    sim, dsn = make_database("ioc_sim"), make_database()
+        make_database, make_warehouse, tmp_path, monkeypatch):
+    sim, dsn = make_database("ioc_sim"), make_warehouse()
     tuition.generate(sim, until=D1, payments=6000, seed=11)
     p = psycopg2.extensions.parse_dsn(sim)
     monkeypatch.setenv("AIRFLOW_CONN_SECTOR_TUITION", json.dumps({

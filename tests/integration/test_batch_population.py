@@ -88,13 +88,13 @@ def run_lenient(conn, dsn, items, as_of=D):
     return runner.run_window(session(conn, dsn), source, "lenient", as_of, lambda: (iter(items), lambda: None))[1]
 
 
-def test_every_fault_kind_is_quarantined_with_its_reason(empty_db):
-    conn = migrated(empty_db)
+def test_every_fault_kind_is_quarantined_with_its_reason(warehouse_db):
+    conn = migrated(warehouse_db)
     valid = [good(c) for c in DA_NANG[:10]]
     items = valid + [row for row, _ in FAULTS.values()]
     items += [dict(valid[0])]                                           # exact duplicate: counts once
     items += [good(DA_NANG[25], residents=5), good(DA_NANG[25])]        # same key twice: the later row wins
-    summary = run_lenient(conn, empty_db, items)
+    summary = run_lenient(conn, warehouse_db, items)
     assert summary["rows_quarantined"] == len(FAULTS)
     assert summary["rows_loaded"] == 11
     reasons = rejected(conn)
@@ -111,19 +111,19 @@ def test_every_fault_kind_is_quarantined_with_its_reason(empty_db):
     assert stored[(DA_NANG[25], D)] == (1000, 800, 760, 500, 900, 920, 460)
 
 
-def test_quarantine_share_over_the_threshold_fails_the_snapshot(empty_db):
-    conn = migrated(empty_db)
+def test_quarantine_share_over_the_threshold_fails_the_snapshot(warehouse_db):
+    conn = migrated(warehouse_db)
     items = [good(c) for c in DA_NANG[:89]] + [good(c, cccd_issued=-1) for c in DA_NANG[89:]]   # 5 of 94
     with pytest.raises(batch.BatchFailed, match="quarantine share 5.3% of 94 keys"):
-        run_batch(conn, empty_db, "population", D, [items])
+        run_batch(conn, warehouse_db, "population", D, [items])
     assert core_rows(conn) == {}
 
 
-def test_missing_column_fails_the_snapshot(empty_db):
-    conn = migrated(empty_db)
+def test_missing_column_fails_the_snapshot(warehouse_db):
+    conn = migrated(warehouse_db)
     items = [{k: v for k, v in good(c).items() if k != "bhyt_linked_vneid"} for c in DA_NANG]
     with pytest.raises(batch.BatchFailed, match="missing from the delivery: bhyt_linked_vneid"):
-        run_batch(conn, empty_db, "population", D, [items])
+        run_batch(conn, warehouse_db, "population", D, [items])
 
 
 # ----------------------------------------------------------------------------- by hand
@@ -154,9 +154,9 @@ def values(conn, as_of):
     return out
 
 
-def test_redelivered_snapshot_replaces_the_earlier_one_key_by_key(empty_db):
-    conn = migrated(empty_db)
-    load_fixture(conn, empty_db)
+def test_redelivered_snapshot_replaces_the_earlier_one_key_by_key(warehouse_db):
+    conn = migrated(warehouse_db)
+    load_fixture(conn, warehouse_db)
     stored = core_rows(conn)
     assert stored[(A, D)] == (1010, 810, 780, 540, 910, 930, 470)      # the re-delivery won
     assert (B, D) not in stored and (C, D) not in stored               # not reported / quarantined
@@ -167,14 +167,14 @@ def test_redelivered_snapshot_replaces_the_earlier_one_key_by_key(empty_db):
                                   ("2026-11-20", "committed", 41, 1)]
     conn.commit()
     # a quarantined row never replaces a stored one
-    run_batch(conn, empty_db, "population", D, [[snap(A, D, 1010, 1020, 780, 540, 910, 930, 470)]
+    run_batch(conn, warehouse_db, "population", D, [[snap(A, D, 1010, 1020, 780, 540, 910, 930, 470)]
                                                  + [good(c) for c in DA_NANG[30:70]]], run_id="d-bad")
     assert core_rows(conn)[(A, D)] == (1010, 810, 780, 540, 910, 930, 470)
 
 
-def test_indicators_by_hand_with_fallback_to_the_latest_earlier_snapshot(empty_db):
-    conn = migrated(empty_db)
-    load_fixture(conn, empty_db)
+def test_indicators_by_hand_with_fallback_to_the_latest_earlier_snapshot(warehouse_db):
+    conn = migrated(warehouse_db)
+    load_fixture(conn, warehouse_db)
     # only the fixture's three communes: the filler rows go, so the sums below stay small
     with conn.cursor() as cur:
         cur.execute("DELETE FROM core.population WHERE commune_code NOT IN (%s, %s, %s)", (A, B, C))
@@ -221,8 +221,8 @@ def test_indicators_by_hand_with_fallback_to_the_latest_earlier_snapshot(empty_d
     assert {r["status"] for r in values(conn, D0 - dt.timedelta(days=1)).values()} == {"no_data"}
 
 
-def test_catalog_rows_of_the_population_indicators(empty_db):
-    conn = migrated(empty_db)
+def test_catalog_rows_of_the_population_indicators(warehouse_db):
+    conn = migrated(warehouse_db)
     with conn.cursor() as cur:
         cur.execute("SELECT indicator_code, unit, kind, levels, target_value, source_codes, sector"
                     " FROM ioc.indicator_catalog WHERE source_codes = 'population' ORDER BY 1")
@@ -244,8 +244,8 @@ def run_from_source(conn, dsn, as_of, run_id):
     return runner.run_window(session(conn, dsn), catalog.get("population"), run_id, as_of)[1]
 
 
-def test_snapshots_from_the_simulator_give_the_ground_truth(make_database, monkeypatch):
-    warehouse_dsn, sim_dsn = make_database(), make_database()
+def test_snapshots_from_the_simulator_give_the_ground_truth(make_database, make_warehouse, monkeypatch):
+    warehouse_dsn, sim_dsn = make_warehouse(), make_database()
     sim_population.generate(sim_dsn, until=D, days=5, seed=6)
     server = make_server(sim_dsn, port=0, token="t0ken")
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -39,21 +39,21 @@ def clear_values():
 
 
 @pytest.fixture
-def warehouse(empty_db):
+def warehouse(warehouse_db):
     """Batches: D (deaths, committed), D+1 (committed, 2 quarantined), D+2 (failed); reconciliation for D."""
-    conn = migrated(empty_db)
-    recon_fixture.load(conn, empty_db)
+    conn = migrated(warehouse_db)
+    recon_fixture.load(conn, warehouse_db)
     reconciliation.reconcile(conn, D, PROVINCE)
-    run_batch(conn, empty_db, "civil_status", D + dt.timedelta(days=1), [GOOD + BAD], run_id="r2")
+    run_batch(conn, warehouse_db, "civil_status", D + dt.timedelta(days=1), [GOOD + BAD], run_id="r2")
     with pytest.raises(batch.BatchFailed):
-        run_batch(conn, empty_db, "civil_status", D + dt.timedelta(days=2),
+        run_batch(conn, warehouse_db, "civil_status", D + dt.timedelta(days=2),
                   [[rec(f"X{i}", subject_sex="?", updated_at="2026-11-22T10:00:00+07:00") for i in range(3)]],
                   run_id="r3")
     with conn.cursor() as cur:
         cur.execute("SELECT batch_id, status, as_of_date FROM audit.batch ORDER BY batch_id")
         batches = cur.fetchall()
     conn.commit()
-    yield conn, empty_db, batches
+    yield conn, warehouse_db, batches
     conn.close()
 
 

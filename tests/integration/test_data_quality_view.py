@@ -12,13 +12,13 @@ pytestmark = pytest.mark.integration
 D = dt.date(2026, 11, 20)
 
 
-def test_data_quality_per_source_and_date(empty_db):
-    conn = migrated(empty_db)
+def test_data_quality_per_source_and_date(warehouse_db):
+    conn = migrated(warehouse_db)
     good = [rec(f"G{i}", subject_cccd=f"048225{i:06d}") for i in range(49)]
-    run_batch(conn, empty_db, "civil_status", D - dt.timedelta(days=1), [good + [rec("BAD", subject_sex="?")]], run_id="a")
+    run_batch(conn, warehouse_db, "civil_status", D - dt.timedelta(days=1), [good + [rec("BAD", subject_sex="?")]], run_id="a")
     # next day: every row bad -> the batch fails on the quarantine share
     with pytest.raises(batch.BatchFailed):
-        run_batch(conn, empty_db, "civil_status", D, [[rec(f"X{i}", subject_sex="?") for i in range(5)]], run_id="b")
+        run_batch(conn, warehouse_db, "civil_status", D, [[rec(f"X{i}", subject_sex="?") for i in range(5)]], run_id="b")
     with conn.cursor() as cur:
         cur.execute("SET ROLE ioc_reader")
         cur.execute("SELECT source_code, date, batch_status, expectations_evaluated, expectations_passed,"

@@ -78,8 +78,8 @@ def _inputs():
 
 
 @pytest.fixture
-def conn(empty_db):
-    c = migrated(empty_db)
+def conn(warehouse_db):
+    c = migrated(warehouse_db)
     with c.cursor() as cur:
         cur.execute(OLD_PARSERS)
         cur.execute("CREATE TEMP TABLE t (id serial, x text)")

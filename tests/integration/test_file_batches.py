@@ -56,14 +56,14 @@ def run_status(conn, run_id) -> tuple:
     return row
 
 
-def test_each_file_is_a_batch_loaded_once_and_a_bad_file_fails_alone(empty_db, tmp_path):
-    conn = migrated(empty_db)
+def test_each_file_is_a_batch_loaded_once_and_a_bad_file_fails_alone(warehouse_db, tmp_path):
+    conn = migrated(warehouse_db)
     deliver(tmp_path, "20261118", [visit(f"A{i}") for i in range(20)])
     deliver(tmp_path, "20261119", [visit(f"B{i}", ident="paper", at="2026-11-19 10:00:00") for i in range(20)])
     bad = deliver(tmp_path, "20261120", [visit("C1")], header=HEADER[:-1])          # no identification column
     deliver(tmp_path, "20261121", [visit("D1", at="2026-11-21 08:00:00")])           # after the as-of date
 
-    result = run_file_deliveries(conn, empty_db, "health_visits", AS_OF, tmp_path, run_id="r1")
+    result = run_file_deliveries(conn, warehouse_db, "health_visits", AS_OF, tmp_path, run_id="r1")
     assert (result["files"], result["files_committed"], result["files_failed"]) == (3, 2, 1)
     assert result["failures"] == [f"{bad}: column(s) missing from the header: identification"]
     assert len(core(conn)) == 40 and "C1" not in core(conn)
@@ -72,27 +72,27 @@ def test_each_file_is_a_batch_loaded_once_and_a_bad_file_fails_alone(empty_db, t
                             ("20261120.csv", "failed", True)]
 
     # the same date again: loaded files are not read again, the failed one is tried again
-    result = run_file_deliveries(conn, empty_db, "health_visits", AS_OF, tmp_path, run_id="r2")
+    result = run_file_deliveries(conn, warehouse_db, "health_visits", AS_OF, tmp_path, run_id="r2")
     assert (result["files"], result["files_committed"], result["files_failed"]) == (1, 0, 1)
 
     # the department delivers the file again, fixed: it loads and the run succeeds
     deliver(tmp_path, "20261120", [visit("C1", at="2026-11-20 07:00:00")])
-    result = run_file_deliveries(conn, empty_db, "health_visits", AS_OF, tmp_path, run_id="r3")
+    result = run_file_deliveries(conn, warehouse_db, "health_visits", AS_OF, tmp_path, run_id="r3")
     assert (result["files"], result["files_committed"], result["failures"]) == (1, 1, [])
     assert run_status(conn, "r3") == ("success", None)
     assert len(core(conn)) == 41
 
     # nothing new: an empty run that succeeds and reads nothing
-    result = run_file_deliveries(conn, empty_db, "health_visits", AS_OF, tmp_path, run_id="r4")
+    result = run_file_deliveries(conn, warehouse_db, "health_visits", AS_OF, tmp_path, run_id="r4")
     assert result["files"] == 0 and run_status(conn, "r4") == ("success", None)
 
 
-def test_a_correction_replaces_its_file_rows_and_the_later_named_file_wins(empty_db, tmp_path):
-    conn = migrated(empty_db)
+def test_a_correction_replaces_its_file_rows_and_the_later_named_file_wins(warehouse_db, tmp_path):
+    conn = migrated(warehouse_db)
     day18 = [visit(f"A{i}") for i in range(30)] + [visit("K", ident="paper")]
     deliver(tmp_path, "20261118", day18)
     deliver(tmp_path, "20261119", [visit("K", ident="vneid_qr", at="2026-11-19 09:00:00")])   # same key, later file
-    run_file_deliveries(conn, empty_db, "health_visits", AS_OF, tmp_path, run_id="r1")
+    run_file_deliveries(conn, warehouse_db, "health_visits", AS_OF, tmp_path, run_id="r1")
     assert core(conn)["K"] == ("vneid_qr", "20261119")
 
     # correction of the 18th: A0 changed, A1 removed, A2 now invalid (quarantined: keeps its
@@ -100,7 +100,7 @@ def test_a_correction_replaces_its_file_rows_and_the_later_named_file_wins(empty
     corrected = [visit("A0", ident="bhyt_card")] + [visit(f"A{i}") for i in range(3, 30)]
     corrected += [visit("A2", commune="99999"), visit("K", ident="bhyt_card")]
     deliver(tmp_path, "20261118", corrected)
-    result = run_file_deliveries(conn, empty_db, "health_visits", AS_OF, tmp_path, run_id="r2")
+    result = run_file_deliveries(conn, warehouse_db, "health_visits", AS_OF, tmp_path, run_id="r2")
     assert (result["files_committed"], result["rows_quarantined"], result["rows_removed"]) == (1, 1, 1)
     rows = core(conn)
     assert rows["A0"] == ("bhyt_card", "20261118")
@@ -110,12 +110,12 @@ def test_a_correction_replaces_its_file_rows_and_the_later_named_file_wins(empty
     assert len(rows) == 30
 
 
-def test_a_file_over_the_quarantine_threshold_fails_and_publishes_nothing(empty_db, tmp_path):
-    conn = migrated(empty_db)
+def test_a_file_over_the_quarantine_threshold_fails_and_publishes_nothing(warehouse_db, tmp_path):
+    conn = migrated(warehouse_db)
     good = [visit(f"G{i}") for i in range(18)]
     bad = [visit("X1", cccd="12345"), visit("X2", ident="fingerprint")]      # 2 of 20 = 10 % > 5 %
     name = deliver(tmp_path, "20261118", good + bad)
-    result = run_file_deliveries(conn, empty_db, "health_visits", AS_OF, tmp_path)
+    result = run_file_deliveries(conn, warehouse_db, "health_visits", AS_OF, tmp_path)
     assert result["files_failed"] == 1 and "exceeds the threshold" in result["failures"][0]
     assert result["failures"][0].startswith(name)
     assert core(conn) == {}
@@ -127,12 +127,12 @@ def test_a_file_over_the_quarantine_threshold_fails_and_publishes_nothing(empty_
     conn.commit()
 
 
-def test_file_rows_keep_no_clear_personal_id(empty_db, tmp_path):
-    conn = migrated(empty_db)
+def test_file_rows_keep_no_clear_personal_id(warehouse_db, tmp_path):
+    conn = migrated(warehouse_db)
     rows = [visit(f"P{i}", cccd=f"0480950{i:05d}", card=f"DN448{i:010d}") for i in range(30)]
     rows.append(visit("P_bad", cccd="04809X000001", card="dn4480000000001"))   # quarantined, masked
     deliver(tmp_path, "20261118", rows)
-    result = run_file_deliveries(conn, empty_db, "health_visits", AS_OF, tmp_path)
+    result = run_file_deliveries(conn, warehouse_db, "health_visits", AS_OF, tmp_path)
     assert result["files_committed"] == 1 and result["rows_quarantined"] == 1
     with conn.cursor() as cur:
         cur.execute("SELECT patient_cccd_hash, bhyt_card_no_hash FROM core.health_visits WHERE visit_id = 'P3'")
@@ -145,11 +145,11 @@ def test_file_rows_keep_no_clear_personal_id(empty_db, tmp_path):
     assert find_leaks(all_text_values(conn), ids, set()) == []
 
 
-def test_unknown_columns_load_and_are_recorded_as_a_schema_drift_warning(empty_db, tmp_path):
-    conn = migrated(empty_db)
+def test_unknown_columns_load_and_are_recorded_as_a_schema_drift_warning(warehouse_db, tmp_path):
+    conn = migrated(warehouse_db)
     header = HEADER + ["ghi_chu", "048095000999"]          # a note column, and an ID pasted into the header
     deliver(tmp_path, "20261118", [visit(f"A{i}") + ["x", "y"] for i in range(5)], header=header)
-    result = run_file_deliveries(conn, empty_db, "health_visits", AS_OF, tmp_path)
+    result = run_file_deliveries(conn, warehouse_db, "health_visits", AS_OF, tmp_path)
     assert result["files_committed"] == 1 and result["rows_loaded"] == 5
     with conn.cursor() as cur:
         cur.execute("""SELECT expectation_type, severity, success, observed_value, unexpected_count

@@ -141,8 +141,8 @@ def got(v, code, unit):
     return r["numerator"], r["denominator"], r["value"], r["status"], r["rank_in_province"]
 
 
-def test_visit_dates_are_local_calendar_dates(empty_db):
-    conn = fixture(empty_db)
+def test_visit_dates_are_local_calendar_dates(warehouse_db):
+    conn = fixture(warehouse_db)
     with conn.cursor() as cur:
         cur.execute("SET TimeZone = 'UTC'")
         cur.execute("SELECT visit_id, visit_on FROM core.health_visits WHERE visit_id IN ('E_in','E_out','R1') ORDER BY 1")
@@ -151,8 +151,8 @@ def test_visit_dates_are_local_calendar_dates(empty_db):
     conn.rollback()
 
 
-def test_chip_id_visits_by_hand(empty_db):
-    conn = fixture(empty_db)
+def test_chip_id_visits_by_hand(warehouse_db):
+    conn = fixture(warehouse_db)
     refresh.refresh(conn, AS_OF, "48")
     v = values(conn)
     code = "BHYT_CHIP_ID_VISITS_PCT"
@@ -168,8 +168,8 @@ def test_chip_id_visits_by_hand(empty_db):
     assert got(v, code, "48") == (3, 35, Decimal("8.57"), "below_target", None)
 
 
-def test_noncash_social_payments_by_hand(empty_db):
-    conn = fixture(empty_db)
+def test_noncash_social_payments_by_hand(warehouse_db):
+    conn = fixture(warehouse_db)
     refresh.refresh(conn, AS_OF, "48")
     v = values(conn)
     code = "SOCIAL_NONCASH_PCT"
@@ -182,8 +182,8 @@ def test_noncash_social_payments_by_hand(empty_db):
     assert got(v, code, "48") == (4, 7, Decimal("57.14"), "below_target", None)
 
 
-def test_legacy_records_count_under_their_2025_commune_in_their_year(empty_db):
-    conn = fixture(empty_db)
+def test_legacy_records_count_under_their_2025_commune_in_their_year(warehouse_db):
+    conn = fixture(warehouse_db)
     as_of = dt.date(2025, 6, 30)          # the last day of the legacy scheme
     refresh.refresh(conn, as_of, "48")
     v = values(conn, as_of)
@@ -198,8 +198,8 @@ def test_legacy_records_count_under_their_2025_commune_in_their_year(empty_db):
     assert v[("SOCIAL_NONCASH_PCT", "48")]["period_start"] == dt.date(2025, 1, 1)
 
 
-def test_project06_tracker_by_hand(empty_db):
-    conn = fixture(empty_db)
+def test_project06_tracker_by_hand(warehouse_db):
+    conn = fixture(warehouse_db)
     refresh.refresh(conn, AS_OF, "48")
     v = values(conn)
     for code in ("P06_TASKS_DONE_PCT", *P06_COUNTS):
@@ -218,8 +218,8 @@ def test_project06_tracker_by_hand(empty_db):
     assert values(conn)[("P06_TASKS_OVERDUE", "48")]["value"] == 3
 
 
-def test_counts_are_no_data_until_the_tracker_loads_then_zero_when_empty(empty_db):
-    conn = fixture(empty_db, tracker_loaded=False)
+def test_counts_are_no_data_until_the_tracker_loads_then_zero_when_empty(warehouse_db):
+    conn = fixture(warehouse_db, tracker_loaded=False)
     refresh.refresh(conn, AS_OF, "48")
     v = values(conn)
     for code in P06_COUNTS:
@@ -236,10 +236,10 @@ def test_counts_are_no_data_until_the_tracker_loads_then_zero_when_empty(empty_d
     assert got(v, "P06_TASKS_DONE_PCT", "48") == (0, 0, None, "no_data", None)
 
 
-def test_catalog_rows_of_the_file_source_indicators(empty_db):
+def test_catalog_rows_of_the_file_source_indicators(warehouse_db):
     import unicodedata
 
-    conn = migrated(empty_db)
+    conn = migrated(warehouse_db)
     with conn.cursor() as cur:
         cur.execute("""SELECT indicator_code, unit, kind, levels, target_value, source_codes, sector, name_vi, definition
                          FROM ioc.indicator_catalog

@@ -65,8 +65,8 @@ def write_csv(root: Path, day: str, rows: list[list]) -> str:
     return name
 
 
-def test_health_visits_merge(empty_db, tmp_path):
-    conn = migrated(empty_db)
+def test_health_visits_merge(warehouse_db, tmp_path):
+    conn = migrated(warehouse_db)
     root = tmp_path
     a = write_csv(root, "20260302", [
         visit("V1"), visit("V2", "paper"), visit("V3", "bhyt_card", cccd=""),
@@ -75,7 +75,7 @@ def test_health_visits_merge(empty_db, tmp_path):
         # 20333 exists only in the 2025 scheme: 00:30 local on 2025-07-01 (June 30 in UTC)
         visit("R1", commune="20333", at="2025-07-01 00:30:00"),
     ])
-    deliver(root, "health_visits", dt.date(2026, 3, 2), conn, empty_db, "r1", files=1)
+    deliver(root, "health_visits", dt.date(2026, 3, 2), conn, warehouse_db, "r1", files=1)
     got = core_rows(conn, """SELECT visit_id, commune_code, commune_code_2025, visit_on, visit_at, source_file,
                                     file_date, patient_cccd_hash, bhyt_card_no_hash FROM core.health_visits
                               WHERE visit_id IN ('V1', 'L1', 'R1')""")
@@ -88,19 +88,19 @@ def test_health_visits_merge(empty_db, tmp_path):
     write_csv(root, "20260302", [visit("V1", "vneid_qr"), visit("V3", "CCCD", cccd=""),
                                  visit("L1", commune="20344", at="2025-06-30 23:30:00"),
                                  visit("R1", commune="20333", at="2025-07-01 00:30:00")])
-    deliver(root, "health_visits", dt.date(2026, 3, 3), conn, empty_db, "r2", files=1, removed=1, quarantined=1)
+    deliver(root, "health_visits", dt.date(2026, 3, 3), conn, warehouse_db, "r2", files=1, removed=1, quarantined=1)
     q = "SELECT visit_id, identification, source_file FROM core.health_visits WHERE visit_id IN ('V1','V2','V3')"
     assert core_rows(conn, q) == {"V1": ("vneid_qr", a), "V3": ("bhyt_card", a)}
 
     # a later day's file with V1 wins over the earlier day's file
     b = write_csv(root, "20260304", [visit("V1", "bhyt_card")])
-    deliver(root, "health_visits", dt.date(2026, 3, 4), conn, empty_db, "r3", files=1)
+    deliver(root, "health_visits", dt.date(2026, 3, 4), conn, warehouse_db, "r3", files=1)
     # an earlier day's file delivered last loses, and so does a new correction of the first file
     write_csv(root, "20260301", [visit("V1", "paper")])
     write_csv(root, "20260302", [visit("V1", "chip_cccd"), visit("V3", "bhyt_card", cccd=""),
                                  visit("L1", commune="20344", at="2025-06-30 23:30:00"),
                                  visit("R1", commune="20333", at="2025-07-01 00:30:00")])
-    deliver(root, "health_visits", dt.date(2026, 3, 5), conn, empty_db, "r4", files=2)
+    deliver(root, "health_visits", dt.date(2026, 3, 5), conn, warehouse_db, "r4", files=2)
     assert core_rows(conn, q) == {"V1": ("bhyt_card", b), "V3": ("bhyt_card", a)}
     assert core_rows(conn, "SELECT source_file, count(*) FROM core.health_visits GROUP BY 1") == {
         a: (3 + FILLERS,), b: (1 + FILLERS,), "health/bhyt_visits_48-BV01_20260301.csv": (FILLERS,)}
@@ -142,8 +142,8 @@ def write_payments(root: Path, month: str, rows: list[list]) -> str:
     return write_xlsx(root, f"social/social_payments_{month}.xlsx", {"payments": (SOCIAL_HEADER, rows + fillers)})
 
 
-def test_social_payments_merge(empty_db, tmp_path):
-    conn = migrated(empty_db)
+def test_social_payments_merge(warehouse_db, tmp_path):
+    conn = migrated(warehouse_db)
     root = tmp_path
     originals = [
         payment("P1"), payment("P2", "cash"),
@@ -151,7 +151,7 @@ def test_social_payments_merge(empty_db, tmp_path):
         payment("P4", "postal_cash", commune=20333, paid_on=D(2025, 7, 1)),  # 2025 scheme only
     ]
     march = write_payments(root, "202603", originals)
-    deliver(root, "social_payments", D(2026, 3, 31), conn, empty_db, "r1", files=1)
+    deliver(root, "social_payments", D(2026, 3, 31), conn, warehouse_db, "r1", files=1)
     got = core_rows(conn, """SELECT payment_id, beneficiary_cccd_hash, commune_code, commune_code_2025, paid_on,
                                     amount_vnd, period, source_file, file_date FROM core.social_payments
                               WHERE payment_id IN ('P1', 'P3', 'P4')""")
@@ -164,16 +164,16 @@ def test_social_payments_merge(empty_db, tmp_path):
     # correction: P1 by e-wallet, P2 gone, P3 with a negative amount (its loaded version stays)
     write_payments(root, "202603", [payment("P1", "e_wallet"), originals[2][:5] + [-5] + originals[2][6:],
                                     originals[3]])
-    deliver(root, "social_payments", D(2026, 4, 1), conn, empty_db, "r2", files=1, removed=1, quarantined=1)
+    deliver(root, "social_payments", D(2026, 4, 1), conn, warehouse_db, "r2", files=1, removed=1, quarantined=1)
     q = "SELECT payment_id, channel, amount_vnd, source_file FROM core.social_payments WHERE payment_id LIKE 'P_'"
     assert core_rows(conn, q) == {"P1": ("e_wallet", 1500000, march), "P3": ("e_wallet", 1500000, march),
                                   "P4": ("postal_cash", 1500000, march)}
 
     # April's file names a later date: its P1 wins; February's, delivered afterwards, loses
     april = write_payments(root, "202604", [payment("P1", "cash", amount=700000)])
-    deliver(root, "social_payments", D(2026, 4, 30), conn, empty_db, "r3", files=1)
+    deliver(root, "social_payments", D(2026, 4, 30), conn, warehouse_db, "r3", files=1)
     write_payments(root, "202602", [payment("P1", "postal_cash", amount=900000)])
-    deliver(root, "social_payments", D(2026, 5, 1), conn, empty_db, "r4", files=1)
+    deliver(root, "social_payments", D(2026, 5, 1), conn, warehouse_db, "r4", files=1)
     assert core_rows(conn, q)["P1"] == ("cash", 700000, april)
     assert core_rows(conn, "SELECT file_date, count(*) FROM core.social_payments GROUP BY 1") == {
         D(2026, 3, 31): (2 + FILLERS,), D(2026, 4, 30): (1 + FILLERS,), D(2026, 2, 28): (FILLERS,)}
@@ -192,8 +192,8 @@ def write_tracker(root: Path, tasks: list[list], models: list[list]) -> None:
     write_xlsx(root, TRACKER, {"tasks": (TASKS, tasks + fillers), "models": (MODELS, models)})
 
 
-def test_project06_tracker_merge(empty_db, tmp_path):
-    conn = migrated(empty_db)
+def test_project06_tracker_merge(warehouse_db, tmp_path):
+    conn = migrated(warehouse_db)
     root = tmp_path
     write_tracker(root, [
         ["T1", 3, "Số hóa sổ hộ tịch", "Sở Tư pháp", D(2026, 6, 30), "in_progress", None],
@@ -202,7 +202,7 @@ def test_project06_tracker_merge(empty_db, tmp_path):
         ["M1", "Chợ 4.0", "Sở Công Thương", "not_started", None],
         ["M2", "Bệnh viện không tiền mặt", "Sở Y tế", "in_progress", D(2025, 9, 1)],
     ])
-    deliver(root, "project06_tracker", D(2026, 3, 1), conn, empty_db, "r1", files=1)
+    deliver(root, "project06_tracker", D(2026, 3, 1), conn, warehouse_db, "r1", files=1)
     q = """SELECT sheet || ':' || item_id, group_no, status, completed_on, started_on, source_file, file_date
              FROM core.project06_tracker WHERE item_id NOT LIKE 'F%'"""
     assert core_rows(conn, q) == {
@@ -220,7 +220,7 @@ def test_project06_tracker_merge(empty_db, tmp_path):
         ["M1", "Chợ 4.0", "Sở Công Thương", "Started", D(2026, 3, 1)],
         ["M3", "Trường học không tiền mặt", "Sở Giáo dục và Đào tạo", "in_progress", D(2026, 3, 2)],
     ])
-    deliver(root, "project06_tracker", D(2026, 3, 8), conn, empty_db, "r2", files=1, removed=2, quarantined=1)
+    deliver(root, "project06_tracker", D(2026, 3, 8), conn, warehouse_db, "r2", files=1, removed=2, quarantined=1)
     assert core_rows(conn, q) == {
         "tasks:T1": (3, "done", D(2026, 3, 5), None, TRACKER, None),
         "models:M1": (None, "not_started", None, None, TRACKER, None),

@@ -16,8 +16,8 @@ def catalog_rows(conn) -> list[tuple]:
     return rows
 
 
-def test_the_yaml_catalog_holds_exactly_what_the_old_catalog_migrations_inserted(empty_db):
-    conn = migrated(empty_db)
+def test_the_yaml_catalog_holds_exactly_what_the_old_catalog_migrations_inserted(warehouse_db):
+    conn = migrated(warehouse_db)
     from_yaml = catalog_rows(conn)
     assert [r[0] for r in from_yaml] == sorted(e["indicator_code"] for e in indicator_catalog.load())
     with warehouse.transaction(conn) as cur:   # the applied history, run again over the upserted rows
@@ -27,8 +27,8 @@ def test_the_yaml_catalog_holds_exactly_what_the_old_catalog_migrations_inserted
     assert catalog_rows(conn) == from_yaml
 
 
-def test_a_changed_file_is_upserted_at_the_next_migration_and_only_then(empty_db, monkeypatch, tmp_path):
-    conn = migrated(empty_db)
+def test_a_changed_file_is_upserted_at_the_next_migration_and_only_then(warehouse_db, monkeypatch, tmp_path):
+    conn = migrated(warehouse_db)
     assert warehouse.migrate(conn) == []                      # unchanged: nothing to do
     text = indicator_catalog.CATALOG_PATH.read_text(encoding="utf-8")
     changed = tmp_path / "indicators.yaml"

@@ -44,9 +44,9 @@ def load(conn, dsn):
     return first.batch_id, second.batch_id
 
 
-def test_batches_list_reasons_with_counts_and_masked_rows(empty_db):
-    conn = migrated(empty_db)
-    b1, b2 = load(conn, empty_db)
+def test_batches_list_reasons_with_counts_and_masked_rows(warehouse_db):
+    conn = migrated(warehouse_db)
+    b1, b2 = load(conn, warehouse_db)
     found = quarantine_report.batches(conn, "civil_status")
     assert [b.batch_id for b in found] == [b2, b1]                       # newest first
     first = found[1]
@@ -64,25 +64,25 @@ def test_batches_list_reasons_with_counts_and_masked_rows(empty_db):
     assert quarantine_report.batches(conn, "civil_status", 999) == []
 
 
-def test_open_rows_are_the_keys_no_later_batch_loaded(empty_db):
-    conn = migrated(empty_db)
-    b1, b2 = load(conn, empty_db)
+def test_open_rows_are_the_keys_no_later_batch_loaded(warehouse_db):
+    conn = migrated(warehouse_db)
+    b1, b2 = load(conn, warehouse_db)
     still_open = {(r.business_key, r.batch_id) for r in quarantine_report.open_rows(conn, SOURCE)}
     # Q_fixed was loaded by the second batch; G1's loaded row is older than its quarantine
     assert still_open == {("Q_sex", b1), (HOSTILE, b1), (ESCAPE, b1), ("G1", b2)}
     # the source fixes G1 the day after: no longer open
-    run_batch(conn, empty_db, "civil_status", D + dt.timedelta(days=1),
+    run_batch(conn, warehouse_db, "civil_status", D + dt.timedelta(days=1),
               [[good(1, updated_at="2026-11-21T10:00:00+07:00")] + [good(i, updated_at="2026-11-21T10:00:00+07:00")
                                                                      for i in range(2, 40)]], run_id="r3")
     assert {k for k, _ in ((r.business_key, r.batch_id) for r in quarantine_report.open_rows(conn, SOURCE))} \
         == {"Q_sex", HOSTILE, ESCAPE}
 
 
-def test_make_quarantine_prints_batches_reasons_and_rows_safely(empty_db, tmp_path):
-    conn = migrated(empty_db)
-    b1, b2 = load(conn, empty_db)
+def test_make_quarantine_prints_batches_reasons_and_rows_safely(warehouse_db, tmp_path):
+    conn = migrated(warehouse_db)
+    b1, b2 = load(conn, warehouse_db)
     conn.close()
-    env = pipeline_env(empty_db, tmp_path)
+    env = pipeline_env(warehouse_db, tmp_path)
     cmd = [sys.executable, str(REPO / "scripts" / "pipeline.py"), "quarantine", "civil_status"]
     out = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -101,9 +101,9 @@ def stored(conn, as_of):
     return rows
 
 
-def test_deaths_before_payments_and_visits_counted_per_commune(empty_db):
-    conn = migrated(empty_db)
-    load(conn, empty_db)
+def test_deaths_before_payments_and_visits_counted_per_commune(warehouse_db):
+    conn = migrated(warehouse_db)
+    load(conn, warehouse_db)
     summary = reconciliation.reconcile(conn, D, PROVINCE)
     expected = [
         ("DEATH_BEFORE_HEALTH_VISIT", DN_B, 2, 2),      # V1 (A), V3 (B)
@@ -145,9 +145,9 @@ def test_deaths_before_payments_and_visits_counted_per_commune(empty_db):
     assert not any(CCCD[p] in t for p in CCCD for t in all_text_values(conn))
 
 
-def test_ioc_reader_sees_the_counts_not_the_audit_table(empty_db):
-    conn = migrated(empty_db)
-    load(conn, empty_db)
+def test_ioc_reader_sees_the_counts_not_the_audit_table(warehouse_db):
+    conn = migrated(warehouse_db)
+    load(conn, warehouse_db)
     reconciliation.reconcile(conn, D, PROVINCE)
     with conn.cursor() as cur:
         cur.execute("SET ROLE ioc_reader")
@@ -160,9 +160,9 @@ def test_ioc_reader_sees_the_counts_not_the_audit_table(empty_db):
     conn.rollback()
 
 
-def test_a_check_whose_source_table_is_missing_is_skipped_not_failed(empty_db):
-    conn = migrated(empty_db)
-    load(conn, empty_db)
+def test_a_check_whose_source_table_is_missing_is_skipped_not_failed(warehouse_db):
+    conn = migrated(warehouse_db)
+    load(conn, warehouse_db)
     with conn.cursor() as cur:
         cur.execute("DROP TABLE core.health_visits")
     conn.commit()

@@ -41,9 +41,9 @@ def values(conn, as_of=None):
     return {(r["indicator_code"], r["admin_code"]): r for r in rows}
 
 
-def test_civil_status_indicators_by_hand(empty_db):
-    conn = migrated(empty_db)
-    load_fixture(conn, empty_db)
+def test_civil_status_indicators_by_hand(warehouse_db):
+    conn = migrated(warehouse_db)
+    load_fixture(conn, warehouse_db)
     refresh.refresh(conn, AS_OF, "48")
     v = values(conn)
     assert len([k for k in v if k[0] == "CIVIL_BOOK_DIGITIZED_PCT"]) == 95   # province + 94 communes
@@ -69,9 +69,9 @@ def test_civil_status_indicators_by_hand(empty_db):
     assert v[("CIVIL_SYNCED_PCT", "48")]["value"] == Decimal("5.56")
 
 
-def test_refresh_of_an_older_date_counts_only_records_registered_by_then(empty_db):
-    conn = migrated(empty_db)
-    load_fixture(conn, empty_db)
+def test_refresh_of_an_older_date_counts_only_records_registered_by_then(warehouse_db):
+    conn = migrated(warehouse_db)
+    load_fixture(conn, warehouse_db)
     refresh.refresh(conn, AS_OF, "48")
     refresh.refresh(conn, dt.date(2024, 12, 31), "48")   # only L1 (2024-03-05) existed then
     old = values(conn, dt.date(2024, 12, 31))
@@ -87,9 +87,9 @@ def test_refresh_of_an_older_date_counts_only_records_registered_by_then(empty_d
     conn.commit()
 
 
-def test_ioc_reader_reads_ioc_and_nothing_else(empty_db):
-    conn = migrated(empty_db)
-    load_fixture(conn, empty_db)
+def test_ioc_reader_reads_ioc_and_nothing_else(warehouse_db):
+    conn = migrated(warehouse_db)
+    load_fixture(conn, warehouse_db)
     refresh.refresh(conn, AS_OF, "48")
     conn.autocommit = True
     with conn.cursor() as cur:
@@ -108,21 +108,21 @@ def test_ioc_reader_reads_ioc_and_nothing_else(empty_db):
         cur.execute("RESET ROLE")
 
 
-def test_readers_during_refresh_see_old_or_new_never_a_mix(empty_db):
+def test_readers_during_refresh_see_old_or_new_never_a_mix(warehouse_db):
     """Another connection reads ioc.indicator_values in a loop while refreshes run: every read
     succeeds, is never blocked for long, and shows one complete row set of one refresh."""
     import threading
     import time
 
-    conn = migrated(empty_db)
-    load_fixture(conn, empty_db)
+    conn = migrated(warehouse_db)
+    load_fixture(conn, warehouse_db)
     refresh.refresh(conn, AS_OF, "48")
     stop = threading.Event()
     seen: list = []
     errors: list = []
 
     def reader():
-        rconn = psycopg2.connect(empty_db)
+        rconn = psycopg2.connect(warehouse_db)
         rconn.autocommit = True
         try:
             with rconn.cursor() as cur:

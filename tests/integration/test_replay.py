@@ -30,18 +30,18 @@ def scalar(conn, query, *args):
     return value
 
 
-def test_replay_reads_the_batch_window_again_and_keeps_the_watermark(empty_db):
-    conn = migrated(empty_db)
+def test_replay_reads_the_batch_window_again_and_keeps_the_watermark(warehouse_db):
+    conn = migrated(warehouse_db)
     good = [rec(f"G{i}", subject_cccd=f"048225{i:06d}") for i in range(40)]
     broken = rec("FIX", registration_type="adoption")
-    plan1, first = load(conn, empty_db, D1, good + [broken], "d1")
+    plan1, first = load(conn, warehouse_db, D1, good + [broken], "d1")
     assert first == {"rows_loaded": 40, "rows_quarantined": 1}
-    plan2, _ = load(conn, empty_db, D2, [], "d2")
+    plan2, _ = load(conn, warehouse_db, D2, [], "d2")
     watermark = scalar(conn, "SELECT watermark FROM audit.watermark")
     assert watermark == dt.datetime.fromisoformat(plan2.window_end)
 
     fixed = rec("FIX", registration_type="birth")            # same updated_at: a normal run never sees it
-    plan3, replayed = load(conn, empty_db, D2, good + [fixed], "replay", replay_batch=plan1.batch_id)
+    plan3, replayed = load(conn, warehouse_db, D2, good + [fixed], "replay", replay_batch=plan1.batch_id)
     assert plan3.window_start is None and plan1.window_start is None     # the first window: all history
     assert dt.datetime.fromisoformat(plan3.window_end) == dt.datetime.fromisoformat(plan1.window_end)
     assert replayed == {"rows_loaded": 41, "rows_quarantined": 0}
@@ -50,26 +50,26 @@ def test_replay_reads_the_batch_window_again_and_keeps_the_watermark(empty_db):
     assert "replay of batch" in scalar(conn, "SELECT batch_name FROM audit.batch WHERE batch_id = %s", plan3.batch_id)
 
 
-def test_replay_of_an_unknown_batch_or_a_snapshot_source_is_refused(empty_db):
-    conn = migrated(empty_db)
+def test_replay_of_an_unknown_batch_or_a_snapshot_source_is_refused(warehouse_db):
+    conn = migrated(warehouse_db)
     with pytest.raises(batch.BatchFailed, match="no windowed batch 999"):
         batch.begin(conn, catalog.get("civil_status"), "r", D1, key=KEY, province_code=PROVINCE, replay_batch=999)
     with pytest.raises(batch.BatchFailed, match="only windowed sources replay"):
         batch.begin(conn, catalog.get("population"), "r", D1, key=KEY, province_code=PROVINCE, replay_batch=1)
 
 
-def test_runs_starting_together_on_a_fresh_warehouse_agree_on_one_key(empty_db):
+def test_runs_starting_together_on_a_fresh_warehouse_agree_on_one_key(warehouse_db):
     """Parallel workers (Celery) open runs of several sources at once: the first use of the
     pseudonymisation key must not race (a duplicate-key error lost a DAG on its first night)."""
     import threading
 
     from ioc_pipeline import warehouse
 
-    migrated(empty_db).close()
+    migrated(warehouse_db).close()
     errors, barrier = [], threading.Barrier(4)
 
     def open_one(code):
-        conn = warehouse.connect(empty_db)
+        conn = warehouse.connect(warehouse_db)
         try:
             barrier.wait()
             batch.open_run(conn, catalog.get(code), "first_night", D1, key=KEY)
@@ -84,18 +84,18 @@ def test_runs_starting_together_on_a_fresh_warehouse_agree_on_one_key(empty_db):
     for t in threads:
         t.join()
     assert errors == []
-    conn = migrated(empty_db)
+    conn = migrated(warehouse_db)
     assert scalar(conn, "SELECT count(*) FROM audit.pii_key") == 1
     assert scalar(conn, "SELECT count(*) FROM audit.source_run WHERE status = 'running'") == 4
 
 
-def test_a_collapse_in_volume_is_a_recorded_warning_not_a_failure(empty_db):
+def test_a_collapse_in_volume_is_a_recorded_warning_not_a_failure(warehouse_db):
     """sources.md: fewer keys than the source's recent non-empty batches is a warning only."""
-    conn = migrated(empty_db)
+    conn = migrated(warehouse_db)
 
     def day(n, count):
         items = [rec(f"D{n}_{i}", subject_cccd=f"048225{n:02d}{i:04d}") for i in range(count)]
-        return load(conn, empty_db, D1 + dt.timedelta(days=n), items, f"day{n}")
+        return load(conn, warehouse_db, D1 + dt.timedelta(days=n), items, f"day{n}")
 
     for n in range(3):
         day(n, 40)                                   # the baseline: 40 keys a day

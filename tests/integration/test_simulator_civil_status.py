@@ -122,9 +122,12 @@ def test_generate_is_deterministic_and_idempotent(make_database):
         civil_status.generate(a, until=UNTIL, records=4000, seed=7)
 
 
-def test_labels_are_true_and_rates_realistic(empty_db):
-    civil_status.generate(empty_db, until=UNTIL, records=20000, seed=6)
-    rows = _rows(empty_db)
+def _default_scale(dsn):
+    civil_status.generate(dsn, until=UNTIL, records=20000, seed=6)
+
+
+def test_labels_are_true_and_rates_realistic(simulator_db):
+    rows = _rows(simulator_db("civil_20000_s6", _default_scale))
     n = len(rows)
     labels: dict[str, int] = {}
     for r in rows:
@@ -197,10 +200,9 @@ def test_cli_generate(empty_db, tmp_path):
     assert 400 <= count <= 600 and until == date(2026, 11, 20)
 
 
-def test_rates_on_the_default_scale(empty_db):
+def test_rates_on_the_default_scale(simulator_db):
     """The printed shares of the default demo store (kept in the brief's ranges)."""
-    civil_status.generate(empty_db, until=UNTIL, records=20000, seed=6)
-    (digitized, synced, faulty, recent), = _db(empty_db, """
+    (digitized, synced, faulty, recent), = _db(simulator_db("civil_20000_s6", _default_scale), """
         SELECT avg(book_digitized::int) FILTER (WHERE sim_fault IS NULL),
                avg(synced_to_ministry::int) FILTER (WHERE sim_fault IS NULL),
                avg((sim_fault IS NOT NULL)::int),

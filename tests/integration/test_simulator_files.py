@@ -323,7 +323,7 @@ def test_a_later_until_adds_files_and_rewrites_only_as_labelled_redeliveries(mak
         health_visits.generate(one, a, until=u2, visits_per_day=121, health_days=5)
 
 
-def test_the_real_file_path_agrees_with_the_truth(delivered, empty_db):
+def test_the_real_file_path_agrees_with_the_truth(delivered, warehouse_db):
     """The pipeline's own file batches on these deliveries: every file loads or fails as the truth
     says, each loading file quarantines the keys the truth labels, and the indicators equal the
     oracles (computed from the truth alone)."""
@@ -332,9 +332,9 @@ def test_the_real_file_path_agrees_with_the_truth(delivered, empty_db):
     from tests.integration.warehouse_helpers import migrated, run_file_deliveries
 
     dsn, folder = delivered
-    conn = migrated(empty_db)
+    conn = migrated(warehouse_db)
     for module in SOURCES:
-        run_file_deliveries(conn, empty_db, module.SOURCE, AS_OF, folder, run_id="sim_files")
+        run_file_deliveries(conn, warehouse_db, module.SOURCE, AS_OF, folder, run_id="sim_files")
     truth = {n: (s, q) for n, s, q in _rows(dsn, """SELECT DISTINCT ON (file_name) file_name, expected_status, quarantined_keys
                                                     FROM sim.file_deliveries ORDER BY file_name, delivery_no DESC""")}
     with conn.cursor() as cur:

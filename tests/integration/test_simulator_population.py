@@ -134,14 +134,18 @@ def test_labels_are_true_and_counts_realistic(empty_db):
             > sum(r["vneid_level2_active"] for r in clean if r["snapshot_date"] == first))
 
 
+def _generate_30_days(dsn):
+    population.generate(dsn, until=UNTIL, days=30, seed=6)
+
+
 @pytest.fixture
-def served(empty_db):
-    population.generate(empty_db, until=UNTIL, days=30, seed=6)
-    server = make_server(empty_db, port=0, token=TOKEN)
+def served(simulator_db):
+    dsn = simulator_db("population_30d_s6", _generate_30_days)
+    server = make_server(dsn, port=0, token=TOKEN)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     host, port = server.server_address[:2]
-    yield f"http://{host}:{port}{population.PATH}", empty_db
+    yield f"http://{host}:{port}{population.PATH}", dsn
     server.shutdown()
     server.server_close()
     thread.join(5)

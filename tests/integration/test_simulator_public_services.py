@@ -131,9 +131,12 @@ def test_generate_is_deterministic_and_extends_day_by_day(make_database):
         ps.generate(a, until=UNTIL, dossiers=3000, seed=7)
 
 
-def test_labels_are_true_and_rates_realistic(empty_db):
-    ps.generate(empty_db, until=UNTIL, dossiers=5000, seed=6)
-    rows = _rows(empty_db)
+def _dossiers_5000(dsn):
+    ps.generate(dsn, until=UNTIL, dossiers=5000, seed=6)
+
+
+def test_labels_are_true_and_rates_realistic(simulator_db):
+    rows = _rows(simulator_db("ps_5000_s6", _dossiers_5000))
     labels: dict[str, int] = defaultdict(int)
     for r in rows:
         v = violations(r, UNTIL)
@@ -198,9 +201,8 @@ def pct(num: int, den: int) -> Decimal | None:
     return (Decimal(100) * num / den).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) if den else None
 
 
-def test_served_dossiers_through_the_pipeline_match_the_oracle(make_database):
-    sim_dsn, wh_dsn = make_database(), make_database()
-    ps.generate(sim_dsn, until=UNTIL, dossiers=5000, seed=6)
+def test_served_dossiers_through_the_pipeline_match_the_oracle(simulator_db, make_warehouse):
+    sim_dsn, wh_dsn = simulator_db("ps_5000_s6", _dossiers_5000), make_warehouse()
     server = make_server(sim_dsn, port=0, token="t0ken")
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

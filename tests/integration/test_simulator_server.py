@@ -28,15 +28,19 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 NO_FAULTS = {"503": 0, "429": 0, "html": 0, "truncate": 0, "slow": 0, "race": 0}
 
 
+def _generate(dsn):
+    civil_status.generate(dsn, until=UNTIL, records=1500, seed=6)
+
+
 @pytest.fixture
-def sim(empty_db):
+def sim(simulator_db):
     """(base url, dsn) of a served store of ~1500 records; shut down afterwards."""
-    civil_status.generate(empty_db, until=UNTIL, records=1500, seed=6)
-    server = make_server(empty_db, port=0, token=TOKEN)
+    dsn = simulator_db("civil_1500_s6", _generate)
+    server = make_server(dsn, port=0, token=TOKEN)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     host, port = server.server_address[:2]
-    yield f"http://{host}:{port}", empty_db
+    yield f"http://{host}:{port}", dsn
     server.shutdown()
     server.server_close()
     thread.join(5)

@@ -121,14 +121,14 @@ def test_generation_in_steps_equals_one_go(make_database):
     assert len(_rows(one, "SELECT 1 FROM public.tuition_payments WHERE paid_at >= '2024-10-01'")) > 50
 
 
-def test_real_sql_extractor_quarantines_exactly_the_labelled_faults(sim_db, empty_db, pg_server, monkeypatch):
+def test_real_sql_extractor_quarantines_exactly_the_labelled_faults(sim_db, warehouse_db, pg_server, monkeypatch):
     params = psycopg2.extensions.parse_dsn(sim_db)
     monkeypatch.setenv("AIRFLOW_CONN_SECTOR_TUITION", json.dumps({
         "conn_type": "postgres", "host": params["host"], "port": int(params["port"]) if params.get("port") else None,
         "login": params.get("user", "postgres"), "password": params.get("password"), "schema": params["dbname"]}))
-    conn = migrated(empty_db)
+    conn = migrated(warehouse_db)
     source = catalog.get("tuition")
-    summary = runner.run_window(session(conn, empty_db), source, "sim_run", AS_OF)[1]
+    summary = runner.run_window(session(conn, warehouse_db), source, "sim_run", AS_OF)[1]
     truth = dict(_rows(sim_db, "SELECT payment_id, sim_fault FROM sim.tuition_truth"))
     table_rows = _rows(sim_db, "SELECT count(*) FROM public.tuition_payments")[0][0]
     assert summary["rows_read"] == table_rows and summary["extra_columns"] == []

@@ -8,8 +8,8 @@ from tests.integration.warehouse_helpers import migrated
 pytestmark = pytest.mark.integration
 
 
-def test_parsers(empty_db):
-    conn = migrated(empty_db)
+def test_parsers(warehouse_db):
+    conn = migrated(warehouse_db)
     with conn.cursor() as cur:
         def one(sql, *args):
             cur.execute(sql, args)

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.integration
 D = dt.date(2026, 11, 20)
 
 
-def test_check_suite_runs_an_edited_suite_and_leaves_nothing(empty_db, tmp_path):
-    conn = migrated(empty_db)
+def test_check_suite_runs_an_edited_suite_and_leaves_nothing(warehouse_db, tmp_path):
+    conn = migrated(warehouse_db)
     source = catalog.get("civil_status")
     items = [rec(f"G{i}", subject_cccd=f"048225{i:06d}") for i in range(30)] + [rec("B1", subject_sex="X")]
     suite = json.loads(source.suite_path.read_text())
@@ -30,7 +30,7 @@ def test_check_suite_runs_an_edited_suite_and_leaves_nothing(empty_db, tmp_path)
     edited = tmp_path / "civil_status.json"
     edited.write_text(json.dumps(suite))
     sample = suite_check.check(conn, source, D, fetch=lambda plan: (iter(items), lambda: None), key=KEY,
-                               province_code="48", sqlalchemy_url=sqlalchemy_url(empty_db), suite_path=edited)
+                               province_code="48", sqlalchemy_url=sqlalchemy_url(warehouse_db), suite_path=edited)
     results = sample.results
     assert sample.rows == 31 and len(results) == 27
     assert results[-1].type == "expect_table_row_count_to_be_between" and not results[-1].success
@@ -47,16 +47,16 @@ def test_check_suite_runs_an_edited_suite_and_leaves_nothing(empty_db, tmp_path)
     conn.commit()
 
 
-def test_check_suite_reports_a_suite_that_does_not_load(empty_db, tmp_path):
-    conn = migrated(empty_db)
+def test_check_suite_reports_a_suite_that_does_not_load(warehouse_db, tmp_path):
+    conn = migrated(warehouse_db)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"name": "x", "expectations": [{"type": "expect_colum_typo", "kwargs": {}}]}))
     with pytest.raises(validation.SuiteError, match="bad.json.*expect_colum_typo"):
         suite_check.check(conn, catalog.get("civil_status"), D, fetch=lambda plan: (iter([]), lambda: None),
-                          key=KEY, province_code="48", sqlalchemy_url=sqlalchemy_url(empty_db), suite_path=bad)
+                          key=KEY, province_code="48", sqlalchemy_url=sqlalchemy_url(warehouse_db), suite_path=bad)
 
 
-def test_check_suite_samples_a_file_source_s_newest_delivery(empty_db, tmp_path, monkeypatch, capsys):
+def test_check_suite_samples_a_file_source_s_newest_delivery(warehouse_db, tmp_path, monkeypatch, capsys):
     """`make check-suite SOURCE=health_visits`: the newest delivery named on or before D, read
     exactly as a batch reads it (CSV as text, cell rules), checked, nothing published."""
     monkeypatch.setenv("AIRFLOW_CONN_SECTOR_LANDING", json.dumps({"conn_type": "fs", "extra": {"path": str(tmp_path)}}))
@@ -67,10 +67,10 @@ def test_check_suite_samples_a_file_source_s_newest_delivery(empty_db, tmp_path,
         header + "V1,48001,20194,2026-11-19 08:00:00,048095000123,,chip_cccd\n"
                  "V2,48001,20194,2026-11-19 09:00:00,,,fingerprint\n")
     (tmp_path / "health" / "bhyt_visits_48001_20261121.csv").write_text(header)   # after D: not sampled
-    conn = migrated(empty_db)
+    conn = migrated(warehouse_db)
     source = catalog.get("health_visits")
     sample = suite_check.check(conn, source, D, fetch=suite_check.sample_fetcher(source), key=KEY,
-                               province_code="48", sqlalchemy_url=sqlalchemy_url(empty_db))
+                               province_code="48", sqlalchemy_url=sqlalchemy_url(warehouse_db))
     assert "sample = health/bhyt_visits_48001_20261119.csv" in capsys.readouterr().out
     assert sample.rows == 2
     failed = {(r.type, r.column) for r in sample.results if not r.success}

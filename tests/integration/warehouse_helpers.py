@@ -43,11 +43,12 @@ def session(conn, dsn: str, *, key: bytes = KEY) -> runner.Session:
 
 
 def run_batch(conn, dsn: str, code: str, as_of: dt.date, items_per_extraction, *, run_id: str = "test_run",
-              total=None, key: bytes = KEY):
+              total=None, key: bytes = KEY, source=None):
     """Drive one batch through the runner's sequence (what the DAG's tasks run step by step).
 
     items_per_extraction: a list of item lists, one per extraction attempt (the REST
-    re-extraction rule); `total` the source's own distinct-key count (None: not given).
+    re-extraction rule); `total` the source's own distinct-key count (None: not given);
+    `source` a catalog entry to use instead of the catalog's own (a lifted threshold).
     Returns (plan, summary) or raises BatchFailed after recording the failure.
     """
     attempts = iter(items_per_extraction)
@@ -55,7 +56,7 @@ def run_batch(conn, dsn: str, code: str, as_of: dt.date, items_per_extraction, *
     def fetch():
         return iter(next(attempts)), (lambda: total)
 
-    return runner.run_window(session(conn, dsn, key=key), catalog.get(code), run_id, as_of, fetch)
+    return runner.run_window(session(conn, dsn, key=key), source or catalog.get(code), run_id, as_of, fetch)
 
 
 # Public reference data: place names such as "Phường Bùi Hữu Nghĩa" are also people's names.

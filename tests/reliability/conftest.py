@@ -36,19 +36,19 @@ def _serve(sim_dsn, monkeypatch):
 
 
 @pytest.fixture
-def sim(make_database, monkeypatch):
+def sim(simulator_db, monkeypatch):
     """{"dsn", "port", "server"}: every REST and SQL source generated, served on a free port."""
-    sim_dsn = make_database("ioc_rel_sim")
-    generate_all(sim_dsn)
-    yield from _serve(sim_dsn, monkeypatch)
+    yield from _serve(simulator_db("rel_all", generate_all), monkeypatch)
+
+
+def generate_civil(sim_dsn: str) -> None:
+    civil_status.generate(sim_dsn, until=SIM_UNTIL, records=1500, seed=11)
 
 
 @pytest.fixture
-def civil_sim(make_database, monkeypatch):
+def civil_sim(simulator_db, monkeypatch):
     """The same with civil_status only (the REST protocol tests): quicker."""
-    sim_dsn = make_database("ioc_rel_sim")
-    civil_status.generate(sim_dsn, until=SIM_UNTIL, records=1500, seed=11)
-    yield from _serve(sim_dsn, monkeypatch)
+    yield from _serve(simulator_db("rel_civil", generate_civil), monkeypatch)
 
 
 @pytest.fixture

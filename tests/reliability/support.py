@@ -23,6 +23,7 @@ import psycopg2.extensions
 from ioc_pipeline.ingest import runner
 from ioc_pipeline.declaration import catalog
 from ioc_pipeline.extract import fetchers
+from tests.fixtures.pipeline_run import conn_json, http_conn_json  # noqa: F401 (used here and by the tests)
 from tests.integration.warehouse_helpers import KEY, PROVINCE, sqlalchemy_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -158,17 +159,6 @@ def worker_backends(dsn: str) -> list[int]:
 
 
 # ----------------------------------------------------------------------------- real extract path
-
-def conn_json(dsn: str, password: str | None = None) -> str:
-    p = psycopg2.extensions.parse_dsn(dsn)
-    return json.dumps({"conn_type": "postgres", "host": p["host"], "port": int(p["port"]) if p.get("port") else None,
-                       "login": p.get("user", "postgres"), "password": password or p.get("password"),
-                       "schema": p["dbname"]})
-
-
-def http_conn_json(port: int, token: str) -> str:
-    return json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": port, "schema": "http", "password": token})
-
 
 def point_sources(monkeypatch, *, sim_dsn: str, port: int | None, token: str) -> None:
     """Every REST connection to the simulator's HTTP server, every SQL one to its database."""

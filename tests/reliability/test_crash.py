@@ -8,9 +8,12 @@ must give what a run without the crash gives.
 """
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from ioc_pipeline.views import refresh
+from tests.fixtures import databases
 from tests.integration.warehouse_helpers import PROVINCE, migrated, run_batch
 from tests.reliability.support import (blocked_by, diff, kill, lock_held, locks_of, worker_backends, rows, scalar,
                                        snapshot, start_worker, wait_for, worker_log)
@@ -31,9 +34,19 @@ def day1(dsn):
     return conn
 
 
-def reference(make_database) -> dict:
-    """The same two days without any crash: what the re-run must reach."""
-    dsn = make_database("ioc_rel_ref")
+@pytest.fixture(scope="module")
+def reference(pg_server, migrated_template, dropper) -> dict:
+    """The same two days without any crash: what the re-run must reach (the same for every
+    test of the module, so computed once)."""
+    name = f"ioc_rel_ref_{uuid.uuid4().hex[:10]}"
+    dsn = databases.create(pg_server, name, migrated_template)
+    try:
+        yield two_days(dsn)
+    finally:
+        dropper.drop(name)
+
+
+def two_days(dsn) -> dict:
     conn = day1(dsn)
     run_batch(conn, dsn, "civil_status", D2, [civil_items("d2", N)], run_id="d2")
     refresh.refresh(conn, D2, PROVINCE)
@@ -45,8 +58,8 @@ def wait_until_worker_gone(dsn):
     wait_for(lambda: not worker_backends(dsn), "the killed worker's backends to leave", timeout=30)
 
 
-def test_kill_during_publish_changes_nothing_and_the_rerun_completes(make_database, tmp_path):
-    dsn = make_database("ioc_rel_crash")
+def test_kill_during_publish_changes_nothing_and_the_rerun_completes(make_warehouse, reference, tmp_path):
+    dsn = make_warehouse("ioc_rel_crash")
     conn = day1(dsn)
     before = snapshot(dsn)
     spec = {"mode": "batch", "dsn": dsn, "as_of": D2.isoformat(), "day": "d2", "n": N, "run_id": "d2-killed"}
@@ -68,15 +81,15 @@ def test_kill_during_publish_changes_nothing_and_the_rerun_completes(make_databa
     run_batch(conn, dsn, "civil_status", D2, [civil_items("d2", N)], run_id="d2-rerun")
     refresh.refresh(conn, D2, PROVINCE)
     conn.close()
-    assert diff(snapshot(dsn, volatile=True, skip=LEDGER), reference(make_database)) == []
+    assert diff(snapshot(dsn, volatile=True, skip=LEDGER), reference) == []
     # the right values, by hand: day 2 left every record digitized except the new ones i % 4 != 0
     assert scalar(dsn, "SELECT count(*) FROM core.civil_status") == (N + N // 2) - (N + N // 2) // BAD_EVERY
     assert rows(dsn, "SELECT status, error FROM audit.source_run WHERE run_key = 'civil_status/d2-killed'") == [
         ("failed", "abandoned: the worker stopped before the run finished")]
 
 
-def test_kill_during_staging_then_the_next_run_marks_it_abandoned_and_completes(make_database, tmp_path):
-    dsn = make_database("ioc_rel_crash")
+def test_kill_during_staging_then_the_next_run_marks_it_abandoned_and_completes(make_warehouse, reference, tmp_path):
+    dsn = make_warehouse("ioc_rel_crash")
     conn = day1(dsn)
     before = snapshot(dsn)
     signal = tmp_path / "staging.signal"
@@ -104,11 +117,11 @@ def test_kill_during_staging_then_the_next_run_marks_it_abandoned_and_completes(
     assert rows(dsn, "SELECT status, error FROM audit.batch WHERE batch_id = %s", (batch_id,)) == [
         ("failed", "abandoned: the worker stopped before the batch finished")]
     assert rows(dsn, "SELECT status FROM audit.source_run WHERE run_key = 'civil_status/d2-killed'") == [("failed",)]
-    assert diff(snapshot(dsn, volatile=True, skip=LEDGER), reference(make_database)) == []
+    assert diff(snapshot(dsn, volatile=True, skip=LEDGER), reference) == []
 
 
-def test_the_next_run_drops_the_staging_table_of_a_killed_batch(make_database, tmp_path):
-    dsn = make_database("ioc_rel_crash")
+def test_the_next_run_drops_the_staging_table_of_a_killed_batch(make_warehouse, tmp_path):
+    dsn = make_warehouse("ioc_rel_crash")
     conn = migrated(dsn)
     signal = tmp_path / "staging.signal"
     spec = {"mode": "batch", "dsn": dsn, "as_of": D1.isoformat(), "day": "d1", "n": 200, "run_id": "d1-killed",
@@ -122,8 +135,8 @@ def test_the_next_run_drops_the_staging_table_of_a_killed_batch(make_database, t
     assert rows(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'staging'") == []
 
 
-def test_kill_during_view_refresh_keeps_the_old_views_and_the_rerun_completes(make_database, tmp_path):
-    dsn = make_database("ioc_rel_crash")
+def test_kill_during_view_refresh_keeps_the_old_views_and_the_rerun_completes(make_warehouse, reference, tmp_path):
+    dsn = make_warehouse("ioc_rel_crash")
     conn = day1(dsn)
     refresh.refresh(conn, D2, PROVINCE)   # views of D2 from day 1's data...
     run_batch(conn, dsn, "civil_status", D2, [civil_items("d2", N)], run_id="d2")  # ...then day 2 loads
@@ -144,4 +157,4 @@ def test_kill_during_view_refresh_keeps_the_old_views_and_the_rerun_completes(ma
 
     refresh.refresh(conn, D2, PROVINCE)
     conn.close()
-    assert diff(snapshot(dsn, volatile=True, skip=LEDGER), reference(make_database)) == []
+    assert diff(snapshot(dsn, volatile=True, skip=LEDGER), reference) == []

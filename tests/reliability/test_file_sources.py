@@ -163,8 +163,8 @@ CRASH_ROWS = {"staging": 30_000, "publish": 2_000}
 
 
 @pytest.mark.parametrize("phase", ["staging", "publish"])
-def test_kill_while_a_file_loads_changes_nothing_and_the_next_run_loads_it(phase, make_database, tmp_path):
-    dsn, ref = make_database("ioc_rel_fcrash"), make_database("ioc_rel_fref")
+def test_kill_while_a_file_loads_changes_nothing_and_the_next_run_loads_it(phase, make_warehouse, tmp_path):
+    dsn, ref = make_warehouse("ioc_rel_fcrash"), make_warehouse("ioc_rel_fref")
     landing = tmp_path / "landing"
     conn, ref_conn = migrated(dsn), migrated(ref)
     visit_csv(landing, "20261118", visits("A", 300, bad_every=40))
@@ -199,8 +199,8 @@ def test_kill_while_a_file_loads_changes_nothing_and_the_next_run_loads_it(phase
     assert scalar(dsn, "SELECT count(*) FROM core.health_visits") == valid
 
 
-def test_a_retry_of_load_files_after_a_kill_closes_the_killed_batch(make_database, tmp_path):
-    dsn = make_database("ioc_rel_fcrash")
+def test_a_retry_of_load_files_after_a_kill_closes_the_killed_batch(make_warehouse, tmp_path):
+    dsn = make_warehouse("ioc_rel_fcrash")
     landing = tmp_path / "landing"
     conn = migrated(dsn)
     big = visit_csv(landing, "20261119", visits("B", 500, bad_every=50, at="2026-11-19 10:00:00"))
@@ -257,28 +257,28 @@ def ledger_counts(dsn: str) -> dict:
 
 # ----------------------------------------------------------------------------- 2. idempotency
 
-def test_same_date_twice_loads_no_file_again_and_changes_nothing(sim_files, empty_db, tmp_path):
+def test_same_date_twice_loads_no_file_again_and_changes_nothing(sim_files, warehouse_db, tmp_path):
     sim_dsn, folder = sim_files
     landing = tmp_path / "landing"
     shutil.copytree(folder, landing)        # copy2: the delivered mtimes are kept
-    conn = migrated(empty_db)
-    first = run_all(conn, empty_db, landing, "run-1")
+    conn = migrated(warehouse_db)
+    first = run_all(conn, warehouse_db, landing, "run-1")
     failing = dict(rows(sim_dsn, """SELECT source, count(*) FILTER (WHERE expected_status = 'fails') FROM (
                                       SELECT DISTINCT ON (file_name) source, expected_status FROM sim.file_deliveries
                                        ORDER BY file_name, delivery_no DESC) d GROUP BY 1"""))
     assert {c: r["files_failed"] for c, r in first.items()} == failing
     assert failing["health_visits"] >= 2 and failing["social_payments"] >= 2       # real file faults
     assert all(r["files_committed"] > 0 and r["rows_quarantined"] > 0 for r in first.values()), first
-    state = snapshot(empty_db, volatile=True, skip=LEDGER)
-    counts = ledger_counts(empty_db)
-    committed = rows(empty_db, "SELECT * FROM audit.file_delivery WHERE status = 'committed' ORDER BY batch_id")
+    state = snapshot(warehouse_db, volatile=True, skip=LEDGER)
+    counts = ledger_counts(warehouse_db)
+    committed = rows(warehouse_db, "SELECT * FROM audit.file_delivery WHERE status = 'committed' ORDER BY batch_id")
 
-    second = run_all(conn, empty_db, landing, "run-2")
+    second = run_all(conn, warehouse_db, landing, "run-2")
     # nothing is loaded twice; only the files that failed are tried again, and fail again
     assert {c: (r["files"], r["files_committed"]) for c, r in second.items()} == {c: (n, 0) for c, n in failing.items()}
-    assert diff(snapshot(empty_db, volatile=True, skip=LEDGER), state) == []
-    assert rows(empty_db, "SELECT * FROM audit.file_delivery WHERE status = 'committed' ORDER BY batch_id") == committed
-    after = ledger_counts(empty_db)
+    assert diff(snapshot(warehouse_db, volatile=True, skip=LEDGER), state) == []
+    assert rows(warehouse_db, "SELECT * FROM audit.file_delivery WHERE status = 'committed' ORDER BY batch_id") == committed
+    after = ledger_counts(warehouse_db)
     assert after["audit.source_run"] == {c: n + 1 for c, n in counts["audit.source_run"].items()}
     assert after["audit.batch"] == {c: n + failing[c] for c, n in counts["audit.batch"].items()}
 
@@ -286,46 +286,46 @@ def test_same_date_twice_loads_no_file_again_and_changes_nothing(sim_files, empt
     for rel in ("health/" + sorted(os.listdir(landing / "health"))[0], "social/social_payments_202609.xlsx",
                 project06_tracker.FILE):
         settle(landing / rel, age=90)
-    third = run_all(conn, empty_db, landing, "run-3")
+    third = run_all(conn, warehouse_db, landing, "run-3")
     conn.close()
     assert {c: (r["files"], r["files_committed"]) for c, r in third.items()} == {c: (n, 0) for c, n in failing.items()}
-    assert diff(snapshot(empty_db, volatile=True, skip=LEDGER), state) == []
+    assert diff(snapshot(warehouse_db, volatile=True, skip=LEDGER), state) == []
 
 
 DAY_QUALITY = """SELECT source_code, batch_status, expectations_evaluated, expectations_passed, rows_read, rows_loaded,
                          rows_quarantined, share_valid FROM ioc.data_quality"""   # all but finished_at
 
 
-def test_rerun_of_the_same_date_keeps_the_days_file_data_quality(sim_files, empty_db, tmp_path):
+def test_rerun_of_the_same_date_keeps_the_days_file_data_quality(sim_files, warehouse_db, tmp_path):
     _, folder = sim_files
     landing = tmp_path / "landing"
     shutil.copytree(folder / "health", landing / "health")
-    conn = migrated(empty_db)
-    run_file_deliveries(conn, empty_db, "health_visits", AS_OF, landing, run_id="run-1", settle_seconds=60)
-    day = rows(empty_db, DAY_QUALITY)
+    conn = migrated(warehouse_db)
+    run_file_deliveries(conn, warehouse_db, "health_visits", AS_OF, landing, run_id="run-1", settle_seconds=60)
+    day = rows(warehouse_db, DAY_QUALITY)
     assert day and day[0][1] == "failed" and day[0][5] > 0       # a file failed, the others committed
-    run_file_deliveries(conn, empty_db, "health_visits", AS_OF, landing, run_id="run-2", settle_seconds=60)
+    run_file_deliveries(conn, warehouse_db, "health_visits", AS_OF, landing, run_id="run-2", settle_seconds=60)
     conn.close()
-    assert rows(empty_db, DAY_QUALITY) == day
+    assert rows(warehouse_db, DAY_QUALITY) == day
 
 
 # ----------------------------------------------------------------------------- 5. personal data
 
-def test_no_clear_id_or_card_number_anywhere_after_a_run_on_the_simulators_files(sim_files, empty_db, tmp_path,
+def test_no_clear_id_or_card_number_anywhere_after_a_run_on_the_simulators_files(sim_files, warehouse_db, tmp_path,
                                                                                 caplog):
     sim_dsn, folder = sim_files
     landing = tmp_path / "landing"
     shutil.copytree(folder, landing)
-    conn = migrated(empty_db)
+    conn = migrated(warehouse_db)
     with caplog.at_level(logging.DEBUG):
-        result = run_all(conn, empty_db, landing, "run-1")
+        result = run_all(conn, warehouse_db, landing, "run-1")
     assert all(r["rows_quarantined"] > 0 for c, r in result.items() if c != "project06_tracker"), result
     ids = {r[0] for r in rows(sim_dsn, """SELECT patient_cccd FROM sim.health_visits_truth
                                           UNION SELECT bhyt_card_no FROM sim.health_visits_truth
                                           UNION SELECT beneficiary_cccd FROM sim.social_payments_truth""") if r[0]}
     assert len(ids) > 1000
     # the faulty IDs reached quarantine, shown by their masks only
-    masked = rows(empty_db, """SELECT DISTINCT value FROM quarantine.rejected_row, jsonb_each_text(failing_values)
+    masked = rows(warehouse_db, """SELECT DISTINCT value FROM quarantine.rejected_row, jsonb_each_text(failing_values)
                                 WHERE key ~ '^(patient_cccd|bhyt_card_no|beneficiary_cccd)_'""")
     assert masked and all("*" in v for (v,) in masked if v), masked
     texts = all_text_values(conn) + [r.getMessage() for r in caplog.records]
@@ -337,9 +337,9 @@ def test_no_clear_id_or_card_number_anywhere_after_a_run_on_the_simulators_files
 
 # ----------------------------------------------------------------------------- 3. source faults
 
-def test_unreadable_files_fail_alone_with_one_line_naming_the_file(empty_db, tmp_path):
+def test_unreadable_files_fail_alone_with_one_line_naming_the_file(warehouse_db, tmp_path):
     landing = tmp_path / "landing"
-    conn = migrated(empty_db)
+    conn = migrated(warehouse_db)
     # health: one good day, and what exporters get wrong
     good = visit_csv(landing, "20261115", visits("G", 40))
     empty = put(landing, "health/bhyt_visits_48001_20261116.csv", b"")
@@ -362,7 +362,7 @@ def test_unreadable_files_fail_alone_with_one_line_naming_the_file(empty_db, tmp
                                                          "in_progress", None]],
         "Mô hình": [list(project06_tracker.MODEL_COLUMNS)]}))
 
-    results = {c: run_file_deliveries(conn, empty_db, c, AS_OF, landing, run_id="r1", settle_seconds=60)
+    results = {c: run_file_deliveries(conn, warehouse_db, c, AS_OF, landing, run_id="r1", settle_seconds=60)
                for c in FILE_SOURCES}
     expected = {
         "health_visits": [rf"{empty}: empty file, no header row",
@@ -379,29 +379,29 @@ def test_unreadable_files_fail_alone_with_one_line_naming_the_file(empty_db, tmp
         failures = results[code]["failures"]
         assert len(failures) == len(patterns) and all(re.fullmatch(p, f) for p, f in zip(patterns, failures)), failures
         # the same one line on the file's batch, and the run's error lists them all
-        assert {e for _, s, e in ledger(empty_db, code) if s == "failed"} == set(failures)
-        (error,) = rows(empty_db, "SELECT error FROM audit.source_run WHERE run_key = %s", (f"{code}/r1",))[0]
+        assert {e for _, s, e in ledger(warehouse_db, code) if s == "failed"} == set(failures)
+        (error,) = rows(warehouse_db, "SELECT error FROM audit.source_run WHERE run_key = %s", (f"{code}/r1",))[0]
         assert error == "; ".join(failures)[:500] and "\n" not in error
     # the other files loaded; the file still being written was not taken
-    assert [(n, s) for n, s, _ in ledger(empty_db, "health_visits") if s == "committed"] == [(good, "committed")]
-    assert [(n, s) for n, s, _ in ledger(empty_db, "social_payments") if s == "committed"] == [(sep, "committed")]
-    assert writing not in {n for n, _, _ in ledger(empty_db, "health_visits")}
-    assert scalar(empty_db, "SELECT count(*) FROM core.health_visits") == 40
-    assert scalar(empty_db, "SELECT count(*) FROM core.social_payments") == 30
+    assert [(n, s) for n, s, _ in ledger(warehouse_db, "health_visits") if s == "committed"] == [(good, "committed")]
+    assert [(n, s) for n, s, _ in ledger(warehouse_db, "social_payments") if s == "committed"] == [(sep, "committed")]
+    assert writing not in {n for n, _, _ in ledger(warehouse_db, "health_visits")}
+    assert scalar(warehouse_db, "SELECT count(*) FROM core.health_visits") == 40
+    assert scalar(warehouse_db, "SELECT count(*) FROM core.social_payments") == 30
 
     # a minute later the file has settled: the next run takes it (and tries the failed ones again)
     settle(landing / writing, age=61)
-    again = run_file_deliveries(conn, empty_db, "health_visits", AS_OF, landing, run_id="r2", settle_seconds=60)
+    again = run_file_deliveries(conn, warehouse_db, "health_visits", AS_OF, landing, run_id="r2", settle_seconds=60)
     conn.close()
     assert (again["files"], again["files_committed"], again["files_failed"]) == (4, 1, 3)
-    assert scalar(empty_db, "SELECT count(*) FROM core.health_visits WHERE source_file = %s", (writing,)) == 10
+    assert scalar(warehouse_db, "SELECT count(*) FROM core.health_visits WHERE source_file = %s", (writing,)) == 10
 
 
-def test_a_correction_arriving_during_the_run_is_not_read_half_and_loads_next_run(empty_db, tmp_path):
+def test_a_correction_arriving_during_the_run_is_not_read_half_and_loads_next_run(warehouse_db, tmp_path):
     """The department re-sends a workbook between the run's discovery (begin) and its read
     (load_files): the batch fails naming the file, nothing of either version is mixed in, the
     next run loads the correction."""
-    conn = migrated(empty_db)
+    conn = migrated(warehouse_db)
     source = catalog.get("social_payments")
     name = put(tmp_path, "social/social_payments_202609.xlsx", workbook_bytes({"payments": [SOCIAL_HEADER, *payments("P", 30)]}))
     run_key = batch.open_run(conn, source, "r1", AS_OF, key=KEY)
@@ -409,13 +409,13 @@ def test_a_correction_arriving_during_the_run_is_not_read_half_and_loads_next_ru
     corrected = payments("P", 30)[1:] + [payment("P00000", 0, channel="cash")]
     put(tmp_path, name, workbook_bytes({"payments": [SOCIAL_HEADER, *corrected]}))
     result = file_batches.load_all(conn, source, run_key, AS_OF, tmp_path, todo, key=KEY, province_code=PROVINCE,
-                                   sqlalchemy_url=sqlalchemy_url(empty_db))
+                                   sqlalchemy_url=sqlalchemy_url(warehouse_db))
     assert result["failures"] == [f"{name}: changed since it was discovered; the next run reads the new content"]
-    assert scalar(empty_db, "SELECT count(*) FROM core.social_payments") == 0
-    result = run_file_deliveries(conn, empty_db, "social_payments", AS_OF, tmp_path, run_id="r2")
+    assert scalar(warehouse_db, "SELECT count(*) FROM core.social_payments") == 0
+    result = run_file_deliveries(conn, warehouse_db, "social_payments", AS_OF, tmp_path, run_id="r2")
     conn.close()
     assert (result["files_committed"], result["rows_loaded"]) == (1, 30)
-    assert rows(empty_db, "SELECT channel FROM core.social_payments WHERE payment_id = 'P00000'") == [("cash",)]
+    assert rows(warehouse_db, "SELECT channel FROM core.social_payments WHERE payment_id = 'P00000'") == [("cash",)]
 
 
 # ----------------------------------------------------------------------------- 4. hostile input
@@ -441,13 +441,13 @@ def tree(folder: Path) -> dict[str, tuple]:
     return out
 
 
-def test_hostile_files_are_inert_ignored_or_quarantined_and_nothing_is_written_outside(empty_db, tmp_path, caplog):
+def test_hostile_files_are_inert_ignored_or_quarantined_and_nothing_is_written_outside(warehouse_db, tmp_path, caplog):
     server = http.server.HTTPServer(("127.0.0.1", 0), _Counting)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     link = f'=HYPERLINK("http://127.0.0.1:{server.server_address[1]}/x","y")'
     landing = tmp_path / "landing"
     outside = tmp_path / "outside"
-    conn = migrated(empty_db)
+    conn = migrated(warehouse_db)
 
     sql_key = "'); DROP TABLE core.health_visits; --"
     ctrl = "\x1b[31mred\x07\tx\r\ny"
@@ -485,8 +485,8 @@ def test_hostile_files_are_inert_ignored_or_quarantined_and_nothing_is_written_o
     before = tree(tmp_path)
 
     with caplog.at_level(logging.INFO):
-        health = run_file_deliveries(conn, empty_db, "health_visits", AS_OF, landing, run_id="r1")
-        pay = run_file_deliveries(conn, empty_db, "social_payments", AS_OF, landing, run_id="r1")
+        health = run_file_deliveries(conn, warehouse_db, "health_visits", AS_OF, landing, run_id="r1")
+        pay = run_file_deliveries(conn, warehouse_db, "social_payments", AS_OF, landing, run_id="r1")
     conn.close()
 
     assert tree(tmp_path) == before                 # nothing written, moved or deleted in the folders
@@ -494,25 +494,25 @@ def test_hostile_files_are_inert_ignored_or_quarantined_and_nothing_is_written_o
     server.shutdown()
     server.server_close()
     # only the contract's regular files were read
-    assert [n for n, _, _ in ledger(empty_db, "health_visits")] == [visits_file, huge]
+    assert [n for n, _, _ in ledger(warehouse_db, "health_visits")] == [visits_file, huge]
     assert any("ignored" in r.getMessage() and "DROP TABLE" in r.getMessage() and "\n" not in r.getMessage()
                for r in caplog.records)
     # the 2 MB cell: that file fails with one line, the other loads
     assert health["failures"] == [f"{huge}: not readable as CSV at line 2: field larger than field limit (1000000)"]
-    stored = core(empty_db, "core.health_visits", "visit_id")
+    stored = core(warehouse_db, "core.health_visits", "visit_id")
     assert not {"NAMED-1", "OUTSIDE-1", "H-HUGE"} & set(stored)
     assert stored[sql_key]["facility_code"] == "48001" and stored["H-CTRL"]["facility_code"] == ctrl
     assert stored["H-NUL"]["facility_code"] == "a\ufffdb" and stored["H-LINK"]["facility_code"] == link
-    assert rows(empty_db, "SELECT to_regclass('core.health_visits') IS NOT NULL, to_regclass('core.social_payments')"
+    assert rows(warehouse_db, "SELECT to_regclass('core.health_visits') IS NOT NULL, to_regclass('core.social_payments')"
                           " IS NOT NULL, (SELECT count(*) > 0 FROM core.admin_unit)") == [(True, True, True)]
-    quarantined = dict(rows(empty_db, "SELECT business_key, reasons::text FROM quarantine.rejected_row"))
+    quarantined = dict(rows(warehouse_db, "SELECT business_key, reasons::text FROM quarantine.rejected_row"))
     assert set(quarantined) == {"H-FORMULA-DATE", "H-SQL-CODE", "S-AMOUNT-FORMULA", "S-DATE-LINK", "S-SQL"}
     assert "visit_at is not a real local timestamp" in quarantined["H-FORMULA-DATE"]
     assert "amount_vnd is not a whole number" in quarantined["S-AMOUNT-FORMULA"]
     assert "paid_on is not a real YYYY-MM-DD date" in quarantined["S-DATE-LINK"]
     assert pay["failures"] == [] and pay["rows_quarantined"] == 3
-    assert [n for n, _, _ in ledger(empty_db, "social_payments")] == [social]
-    paid = core(empty_db, "core.social_payments", "payment_id")
+    assert [n for n, _, _ in ledger(warehouse_db, "social_payments")] == [social]
+    paid = core(warehouse_db, "core.social_payments", "payment_id")
     assert link in paid and "000000001234" in paid
-    assert rows(empty_db, "SELECT beneficiary_cccd_hash, commune_code FROM core.social_payments"
+    assert rows(warehouse_db, "SELECT beneficiary_cccd_hash, commune_code FROM core.social_payments"
                           " WHERE payment_id = '000000001234'") == [(pii.keyed_hash(KEY, "048095000124"), "20194")]

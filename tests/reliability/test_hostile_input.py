@@ -58,7 +58,7 @@ def plant(sim_dsn, table, key, template_where, values: dict) -> None:
 # ----------------------------------------------------------------------------- REST, simulator
 
 
-def test_rest_hostile_values_are_inert_or_quarantined(sim, empty_db):
+def test_rest_hostile_values_are_inert_or_quarantined(sim, warehouse_db):
     civil = "sim.civil_status_records"
     clean = "sim_fault IS NULL AND NOT sim_served_twice AND subject_cccd IS NOT NULL"
     loaded = {  # record_id -> stored as is
@@ -86,35 +86,35 @@ def test_rest_hostile_values_are_inert_or_quarantined(sim, empty_db):
         (text_commune,) = cur.fetchone()
     conn.close()
 
-    conn = migrated(empty_db)
-    run_source(conn, empty_db, "civil_status", D, "hostile")
-    run_source(conn, empty_db, "population", D, "hostile")
+    conn = migrated(warehouse_db)
+    run_source(conn, warehouse_db, "civil_status", D, "hostile")
+    run_source(conn, warehouse_db, "population", D, "hostile")
     conn.close()
-    tables_intact(empty_db)
-    stored = dict(rows(empty_db, "SELECT record_id, subject_cccd_hash IS NOT NULL FROM core.civil_status"
+    tables_intact(warehouse_db)
+    stored = dict(rows(warehouse_db, "SELECT record_id, subject_cccd_hash IS NOT NULL FROM core.civil_status"
                                  " WHERE record_id LIKE 'H%%'"))
     assert stored == {k: True for k in loaded}          # equal text, byte for byte
-    q = quarantine(empty_db, "civil_status")
+    q = quarantine(warehouse_db, "civil_status")
     assert set(quarantined) <= set(q)
     assert not set(loaded) & set(q)
     assert "registration_type" in json.dumps(q["Q_sql_type"][0])
     assert len(q["Q_long_type"][1]["registration_type"]) == 200     # shown cut, not 100 kB
-    scan = psycopg2.connect(empty_db)
+    scan = psycopg2.connect(warehouse_db)
     assert BIG not in "".join(all_text_values(scan))   # a name is never stored, a long value only cut
     scan.close()
-    pop = quarantine(empty_db, "population")
+    pop = quarantine(warehouse_db, "population")
     key = f"{text_commune}|{D.isoformat()}"
     assert key in pop, pop.keys()
     assert {"residents", "residents_14_plus", "cccd_issued", "vneid_level2_active", "records_verified"} <= {
         r["column"] for r in pop[key][0]}
-    assert rows(empty_db, "SELECT 1 FROM core.population WHERE commune_code = %s AND as_of = %s",
+    assert rows(warehouse_db, "SELECT 1 FROM core.population WHERE commune_code = %s AND as_of = %s",
                 (text_commune, D)) == []
 
 
 # ----------------------------------------------------------------------------- SQL sources
 
 
-def test_sql_hostile_values_and_numbers_as_text_are_inert_or_quarantined(sim, empty_db):
+def test_sql_hostile_values_and_numbers_as_text_are_inert_or_quarantined(sim, warehouse_db):
     clean_land = ("owner_kind = 'person' AND NOT EXISTS (SELECT 1 FROM sim.land_truth t"
                   " WHERE t.certificate_no = land_certificates.certificate_no)")
     planted_cccd = "048085001234' OR '1'='1"
@@ -141,21 +141,21 @@ def test_sql_hostile_values_and_numbers_as_text_are_inert_or_quarantined(sim, em
           {"payment_id": "T_ok" + INJECT.format(t="tuition"), "amount_vnd": "150000",
            "student_ref": "S" + CONTROL, "updated_at": STAMP})
 
-    conn = migrated(empty_db)
-    run_source(conn, empty_db, "land", D, "hostile")
-    run_source(conn, empty_db, "tuition", D, "hostile")
+    conn = migrated(warehouse_db)
+    run_source(conn, warehouse_db, "land", D, "hostile")
+    run_source(conn, warehouse_db, "tuition", D, "hostile")
     conn.close()
-    tables_intact(empty_db)
-    land = dict(rows(empty_db, "SELECT certificate_no, parcel_id FROM core.land"
+    tables_intact(warehouse_db)
+    land = dict(rows(warehouse_db, "SELECT certificate_no, parcel_id FROM core.land"
                                " WHERE certificate_no LIKE 'L%%'"))
     assert land["L_sql" + INJECT.format(t="land")] is not None
     assert land["L_ctl" + CONTROL] == "P" + CONTROL and land["L_big"] == BIG
-    q = quarantine(empty_db, "land")
+    q = quarantine(warehouse_db, "land")
     assert "Q_cccd" in q and planted_cccd not in json.dumps(q["Q_cccd"])  # masked, never clear
     assert "048*****" in json.dumps(q["Q_cccd"][1])
-    t = quarantine(empty_db, "tuition")
+    t = quarantine(warehouse_db, "tuition")
     assert set(amounts) <= set(t), sorted(set(amounts) - set(t))
-    assert rows(empty_db, "SELECT amount_vnd, student_ref FROM core.tuition WHERE payment_id = %s",
+    assert rows(warehouse_db, "SELECT amount_vnd, student_ref FROM core.tuition WHERE payment_id = %s",
                 ("T_ok" + INJECT.format(t="tuition"),)) == [(150000, "S" + CONTROL)]
     assert find_leaks([json.dumps(q)], {"048085001234"}, set()) == []
 
@@ -204,56 +204,56 @@ FILLER = [rec(f"G{i}", subject_cccd=f"048225{i:06d}") for i in range(60)]
 FAST = {"max_attempts": 2, "backoff_base": 0.0, "backoff_max": 0.0, "timeout": 5.0}
 
 
-def test_nul_in_json_is_loaded_as_a_replacement_character(raw_source, empty_db):
+def test_nul_in_json_is_loaded_as_a_replacement_character(raw_source, warehouse_db):
     raw_source.page(FILLER + [rec("N\u0000X", registration_type="birth")])
-    conn = migrated(empty_db)
-    run_source(conn, empty_db, "civil_status", D, "nul", **FAST)
+    conn = migrated(warehouse_db)
+    run_source(conn, warehouse_db, "civil_status", D, "nul", **FAST)
     conn.close()
-    assert rows(empty_db, "SELECT record_id FROM core.civil_status WHERE record_id LIKE 'N%%'") == [("N\ufffdX",)]
+    assert rows(warehouse_db, "SELECT record_id FROM core.civil_status WHERE record_id LIKE 'N%%'") == [("N\ufffdX",)]
 
 
-def test_invalid_utf8_bytes_are_never_data(raw_source, empty_db):
+def test_invalid_utf8_bytes_are_never_data(raw_source, warehouse_db):
     raw_source.page(FILLER + [rec("BADBYTES", registration_type="@@RAW@@")], raw={'"@@RAW@@"': b'"\xff\xfebirth"'})
-    conn = migrated(empty_db)
+    conn = migrated(warehouse_db)
     with pytest.raises(SourceError, match=r"gave up after 2 attempts: invalid page body: not valid JSON"):
-        run_source(conn, empty_db, "civil_status", D, "bad-bytes", **FAST)
+        run_source(conn, warehouse_db, "civil_status", D, "bad-bytes", **FAST)
     conn.close()
-    assert scalar(empty_db, "SELECT count(*) FROM core.civil_status") == 0
-    (status, error), = rows(empty_db, "SELECT status, error FROM audit.batch")
+    assert scalar(warehouse_db, "SELECT count(*) FROM core.civil_status") == 0
+    (status, error), = rows(warehouse_db, "SELECT status, error FROM audit.batch")
     assert status == "failed" and "\n" not in error and "not valid JSON" in error
 
 
 @pytest.mark.parametrize("raw", [b'"birth\\ud800"', b'"birth\xed\xa0\x80"'], ids=["escaped", "raw_bytes"])
-def test_lone_surrogate_is_replaced_or_quarantined(raw_source, empty_db, raw):
+def test_lone_surrogate_is_replaced_or_quarantined(raw_source, warehouse_db, raw):
     raw_source.page(FILLER + [rec("SURROGATE", registration_type="@@RAW@@")], raw={'"@@RAW@@"': raw})
-    conn = migrated(empty_db)
+    conn = migrated(warehouse_db)
     try:
-        _, _, published = run_source(conn, empty_db, "civil_status", D, "surrogate", **FAST)
+        _, _, published = run_source(conn, warehouse_db, "civil_status", D, "surrogate", **FAST)
     finally:
         conn.close()
     assert published["rows_loaded"] == len(FILLER)
-    assert "SURROGATE" in quarantine(empty_db, "civil_status")
+    assert "SURROGATE" in quarantine(warehouse_db, "civil_status")
 
 
-def test_huge_business_key_is_quarantined_not_a_failed_batch(raw_source, empty_db):
+def test_huge_business_key_is_quarantined_not_a_failed_batch(raw_source, warehouse_db):
     raw_source.page(FILLER + [rec(BIG.replace(" ", "x"))])
-    conn = migrated(empty_db)
+    conn = migrated(warehouse_db)
     try:
-        _, _, published = run_source(conn, empty_db, "civil_status", D, "huge-key", **FAST)
+        _, _, published = run_source(conn, warehouse_db, "civil_status", D, "huge-key", **FAST)
     finally:
         conn.close()
     assert (published["rows_loaded"], published["rows_quarantined"]) == (len(FILLER), 1)
 
 
-def test_rest_hostile_batch_leaves_no_clear_id(raw_source, empty_db):
+def test_rest_hostile_batch_leaves_no_clear_id(raw_source, warehouse_db):
     ids = [f"0482250{i:05d}" for i in range(5)]
     hostile = [rec(f"P{i}", subject_cccd=cid + suffix) for i, (cid, suffix) in
                enumerate(zip(ids, ["'; --", "\r\n", " OR 1=1", "\x1b", "0" * 1000]))]
     many = [rec(f"G{i}", subject_cccd=f"048225{i:06d}") for i in range(200)]
     raw_source.page(many + hostile)
-    conn = migrated(empty_db)
-    run_source(conn, empty_db, "civil_status", D, "pii", **FAST)
+    conn = migrated(warehouse_db)
+    run_source(conn, warehouse_db, "civil_status", D, "pii", **FAST)
     assert find_leaks(all_text_values(conn), ids, set()) == []
     conn.close()
     # the ID with a trailing line break is the ID (stripped); the others are not 12 digits
-    assert set(quarantine(empty_db, "civil_status")) == {"P0", "P2", "P3", "P4"}
+    assert set(quarantine(warehouse_db, "civil_status")) == {"P0", "P2", "P3", "P4"}

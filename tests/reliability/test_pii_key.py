@@ -28,14 +28,14 @@ def refused_run(dsn):
     return before
 
 
-def test_changed_key_loads_nothing_and_is_not_adopted(empty_db):
-    before = refused_run(empty_db)
-    assert snapshot(empty_db, schemas=("core", "quarantine", "mart")) == before
-    assert rows(empty_db, "SELECT count(*) FROM audit.pii_key") == [(1,)]
+def test_changed_key_loads_nothing_and_is_not_adopted(warehouse_db):
+    before = refused_run(warehouse_db)
+    assert snapshot(warehouse_db, schemas=("core", "quarantine", "mart")) == before
+    assert rows(warehouse_db, "SELECT count(*) FROM audit.pii_key") == [(1,)]
 
 
-def test_changed_key_shows_in_source_freshness(empty_db):
-    refused_run(empty_db)
-    (status, error), = rows(empty_db, "SELECT last_status, last_error FROM ioc.source_freshness"
+def test_changed_key_shows_in_source_freshness(warehouse_db):
+    refused_run(warehouse_db)
+    (status, error), = rows(warehouse_db, "SELECT last_status, last_error FROM ioc.source_freshness"
                                       " WHERE source_code = 'civil_status'")
     assert status == "failed" and "ioc_pii_key differs" in error

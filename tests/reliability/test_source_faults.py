@@ -47,23 +47,23 @@ def one_line(error: str, *words: str) -> None:
     ({"truncate": 1}, ("gave up after 2 attempts", "not valid JSON", "re-run")),
     ({"slow": 1, "slow_seconds": 2.5}, ("gave up after 2 attempts", "timed out", "re-run")),
 ], ids=["503", "429", "html", "truncated", "timeout"])
-def test_rest_transport_fault_that_never_clears_fails_the_batch_and_loads_nothing(civil_sim, empty_db, fault, words):
-    conn = migrated(empty_db)
-    before = snapshot(empty_db, schemas=("core", "quarantine", "mart"))
+def test_rest_transport_fault_that_never_clears_fails_the_batch_and_loads_nothing(civil_sim, warehouse_db, fault, words):
+    conn = migrated(warehouse_db)
+    before = snapshot(warehouse_db, schemas=("core", "quarantine", "mart"))
     set_faults(civil_sim, **fault)
     with pytest.raises(SourceError):
-        run_source(conn, empty_db, "civil_status", D, "faulty", **FAST)
-    status, error = last_batch(empty_db)
+        run_source(conn, warehouse_db, "civil_status", D, "faulty", **FAST)
+    status, error = last_batch(warehouse_db)
     assert status == "failed"
     one_line(error, "civil_status", *words)
-    assert diff(snapshot(empty_db, schemas=("core", "quarantine", "mart")), before) == []
-    assert scalar(empty_db, "SELECT count(*) FROM audit.watermark") == 0
+    assert diff(snapshot(warehouse_db, schemas=("core", "quarantine", "mart")), before) == []
+    assert scalar(warehouse_db, "SELECT count(*) FROM audit.watermark") == 0
     conn.close()
 
 
-def test_rest_transient_faults_are_retried_to_the_same_result(civil_sim, make_database):
+def test_rest_transient_faults_are_retried_to_the_same_result(civil_sim, make_warehouse):
     """503, 429, HTML, truncated bodies and slow answers at once, then a clean run: same content."""
-    clean_dsn, faulty_dsn = make_database("ioc_rel_clean"), make_database("ioc_rel_faulty")
+    clean_dsn, faulty_dsn = make_warehouse("ioc_rel_clean"), make_warehouse("ioc_rel_faulty")
     conn = migrated(clean_dsn)
     _, _, clean = run_source(conn, clean_dsn, "civil_status", D, "clean", **FAST)
     conn.close()
@@ -78,27 +78,27 @@ def test_rest_transient_faults_are_retried_to_the_same_result(civil_sim, make_da
     assert diff(snapshot(faulty_dsn, schemas=core, volatile=True), snapshot(clean_dsn, schemas=core, volatile=True)) == []
 
 
-def test_refused_token_fails_at_once_with_a_line_naming_the_connection(civil_sim, empty_db, monkeypatch):
+def test_refused_token_fails_at_once_with_a_line_naming_the_connection(civil_sim, warehouse_db, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_SECTOR_CIVIL_STATUS", http_conn_json(civil_sim["port"], "not-the-token"))
-    conn = migrated(empty_db)
+    conn = migrated(warehouse_db)
     with pytest.raises(SourceError) as err:
-        run_source(conn, empty_db, "civil_status", D, "refused", **FAST)
+        run_source(conn, warehouse_db, "civil_status", D, "refused", **FAST)
     conn.close()
     assert (err.value.status, err.value.attempts) == (401, 1)
-    status, error = last_batch(empty_db)
+    status, error = last_batch(warehouse_db)
     one_line(error, "HTTP 401", "token", "refused", "check the connection")
     assert "not-the-token" not in error and TOKEN not in error
 
 
-def test_records_moving_between_pages_every_time_fail_after_three_extractions(civil_sim, empty_db):
+def test_records_moving_between_pages_every_time_fail_after_three_extractions(civil_sim, warehouse_db):
     set_faults(civil_sim, race=1)
-    conn = migrated(empty_db)
+    conn = migrated(warehouse_db)
     with pytest.raises(batch.BatchFailed):
-        run_source(conn, empty_db, "civil_status", D, "race", **FAST)
+        run_source(conn, warehouse_db, "civil_status", D, "race", **FAST)
     conn.close()
-    one_line(last_batch(empty_db)[1], "distinct keys received, the source reported", "after 3 extractions",
+    one_line(last_batch(warehouse_db)[1], "distinct keys received, the source reported", "after 3 extractions",
              "nothing was loaded")
-    assert scalar(empty_db, "SELECT count(*) FROM core.civil_status") == 0
+    assert scalar(warehouse_db, "SELECT count(*) FROM core.civil_status") == 0
 
 
 def run_civil_status(dsn: str, run_id: str):
@@ -109,15 +109,15 @@ def run_civil_status(dsn: str, run_id: str):
         conn.close()
 
 
-def test_zero_rows_where_the_source_reported_many_fails_the_batch(empty_db, raw_source):
+def test_zero_rows_where_the_source_reported_many_fails_the_batch(warehouse_db, raw_source):
     raw_source.page([], total=500)
     with pytest.raises(batch.BatchFailed):
-        run_civil_status(empty_db, "empty")
-    one_line(last_batch(empty_db)[1], "0 distinct keys received, the source reported 500", "nothing was loaded")
+        run_civil_status(warehouse_db, "empty")
+    one_line(last_batch(warehouse_db)[1], "0 distinct keys received, the source reported 500", "nothing was loaded")
 
 
 @pytest.mark.parametrize("distinct, loads", [(1001, True), (1000, False)], ids=["keys_complete", "key_missing"])
-def test_page_longer_than_page_size_loads_when_its_keys_are_complete(empty_db, raw_source, distinct, loads):
+def test_page_longer_than_page_size_loads_when_its_keys_are_complete(warehouse_db, raw_source, distinct, loads):
     """1001 items on a page of size 1000: page_size bounds the request only; the distinct keys
     against total_items decide (one key served twice and another missing still fails)."""
     from tests.integration.test_batch_civil_status import rec
@@ -125,29 +125,30 @@ def test_page_longer_than_page_size_loads_when_its_keys_are_complete(empty_db, r
     raw_source.page([rec(f"K{i % distinct}", subject_cccd=f"048225{i % distinct:06d}") for i in range(1001)],
                     total=1001)
     if loads:
-        _, stats, published = run_civil_status(empty_db, "long-page")
+        _, stats, published = run_civil_status(warehouse_db, "long-page")
         assert (stats.rows_read, stats.distinct_keys, published["rows_loaded"]) == (1001, 1001, 1001)
         return
     with pytest.raises(batch.BatchFailed):
-        run_civil_status(empty_db, "long-page")
-    one_line(last_batch(empty_db)[1], "1000 distinct keys received, the source reported 1001", "nothing was loaded")
-    assert scalar(empty_db, "SELECT count(*) FROM core.civil_status") == 0
+        run_civil_status(warehouse_db, "long-page")
+    one_line(last_batch(warehouse_db)[1], "1000 distinct keys received, the source reported 1001", "nothing was loaded")
+    assert scalar(warehouse_db, "SELECT count(*) FROM core.civil_status") == 0
 
 
-def test_unknown_extra_field_is_loaded_and_reported_as_drift(civil_sim, empty_db):
+def test_unknown_extra_field_is_loaded_and_reported_as_drift(civil_sim, warehouse_db):
     plant(civil_sim["dsn"], "sim.civil_status_records", "record_id",
           "sim_fault IS NULL AND NOT sim_served_twice AND subject_cccd IS NOT NULL",
           {"record_id": "DRIFT1", "updated_at": STAMP, "sim_wire_override": {"favourite_colour": "blue"}})
-    conn = migrated(empty_db)
-    plan, stats, published = run_source(conn, empty_db, "civil_status", D, "drift", **FAST)
+    conn = migrated(warehouse_db)
+    plan, stats, published = run_source(conn, warehouse_db, "civil_status", D, "drift", **FAST)
     conn.close()
     assert stats.extra_columns == ["favourite_colour"] and published["rows_loaded"] > 0
-    assert rows(empty_db, "SELECT status, extra_columns FROM audit.batch") == [("committed", ["favourite_colour"])]
-    assert scalar(empty_db, "SELECT count(*) FROM core.civil_status WHERE record_id = 'DRIFT1'") == 1
+    assert rows(warehouse_db, "SELECT status, extra_columns FROM audit.batch") == [("committed", ["favourite_colour"])]
+    assert scalar(warehouse_db, "SELECT count(*) FROM core.civil_status WHERE record_id = 'DRIFT1'") == 1
 
 
-def test_source_database_disappearing_mid_read_fails_the_batch_and_a_retry_says_so(make_database, monkeypatch):
-    warehouse_dsn, source_dsn = make_database("ioc_rel_wh"), make_database("ioc_rel_land")
+def test_source_database_disappearing_mid_read_fails_the_batch_and_a_retry_says_so(make_database, make_warehouse,
+                                                                                   monkeypatch):
+    warehouse_dsn, source_dsn = make_warehouse("ioc_rel_wh"), make_database("ioc_rel_land")
     sim_land.generate(source_dsn, until=D, certificates=600, seed=11)
     monkeypatch.setenv("AIRFLOW_CONN_SECTOR_LAND", conn_json(source_dsn))
     monkeypatch.setattr(sql_source, "ITERSIZE", 50)   # several round trips for 600 rows
