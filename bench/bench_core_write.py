@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib  # noqa: E402
+import benchlib
 
 CORE = """CREATE TABLE bench_core (payment_id text PRIMARY KEY, school_code text NOT NULL, commune_code text NOT NULL,
              commune_code_2025 text NOT NULL, amount_vnd bigint NOT NULL, paid_at timestamptz NOT NULL,

@@ -36,9 +36,9 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib  # noqa: E402  (also puts the package and the simulator on sys.path)
-import health_csv  # noqa: E402
-from benchlib import PROVINCE  # noqa: E402
+import benchlib
+import health_csv
+from benchlib import PROVINCE
 
 log = logging.getLogger("bench_ingest")
 
@@ -128,7 +128,7 @@ CIVIL_FIELDS = ("record_id", "registration_type", "registered_on", "commune_code
 
 def _wire_text(field: str) -> str:
     """SQL for a civil_status field's text as the simulator puts it on the wire (hostile overrides included)."""
-    typed = (f"to_char(updated_at AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '+07:00'"
+    typed = ("to_char(updated_at AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '+07:00'"
              if field == "updated_at" else f"{field}::text")
     return f"CASE WHEN sim_wire_override ? '{field}' THEN sim_wire_override ->> '{field}' ELSE {typed} END"
 

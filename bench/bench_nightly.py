@@ -37,8 +37,8 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib  # noqa: E402  (also puts the package and the simulator on sys.path)
-from benchlib import PROVINCE  # noqa: E402
+import benchlib
+from benchlib import PROVINCE
 
 log = logging.getLogger("bench_nightly")
 
@@ -100,7 +100,7 @@ def cycle_child(wh_dsn: str, as_of: str, key_hex: str, landing: str, phase: str)
                                          landing=Path(landing), migrate=phase == "cycle", raise_on_failed_file=False)
             # the simulator delivers some faulty files on purpose: the DAG run fails on them, the others load
             got["status"] = f"failed: {len(got['failures'])} file(s)" if got.get("failures") else "success"
-        except Exception as exc:  # the DAG run fails; the others and the refresh still run
+        except Exception as exc:  # noqa: BLE001 - the DAG run fails; the others and the refresh still run
             log.error("%s %s failed: %s", phase, code, exc)
             got = {"rows_read": 0, "rows_loaded": 0, "quarantined": 0, "status": f"failed: {str(exc)[:120]}"}
         got["seconds"] = time.perf_counter() - t

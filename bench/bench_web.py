@@ -31,9 +31,9 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib  # noqa: E402  (also puts the package and the simulator on sys.path)
+import benchlib
 
-import requests  # noqa: E402
+import requests
 
 log = logging.getLogger("bench_web")
 UNTIL = dt.date(2026, 11, 20)

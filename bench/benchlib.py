@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 for _p in (REPO / "plugins", REPO):

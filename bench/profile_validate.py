@@ -29,8 +29,8 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib  # noqa: E402
-from benchlib import PROVINCE, REPO  # noqa: E402
+import benchlib
+from benchlib import PROVINCE, REPO
 
 log = logging.getLogger("profile_validate")
 UNTIL = dt.date(2026, 11, 19)

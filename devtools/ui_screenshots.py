@@ -83,7 +83,7 @@ async def _capture(port: int, url: str, width: int, height: int, wait_s: float) 
 
     for _ in range(100):
         try:
-            pages = [t for t in requests.get(f"http://127.0.0.1:{port}/json", timeout=2).json() if t["type"] == "page"]
+            pages = [t for t in requests.get(f"http://127.0.0.1:{port}/json", timeout=2).json() if t["type"] == "page"]  # noqa: ASYNC210
             if pages:
                 break
         except requests.RequestException:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import psycopg2
@@ -23,7 +23,7 @@ class LoginRefused(RuntimeError):
     """The configured login may read more than schema ioc (or is not an ioc_reader)."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 

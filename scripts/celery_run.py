@@ -363,7 +363,7 @@ def main() -> int:
         pipeline.stop()  # the simulator of this run's IOC_DATA_DIR
         try:
             _drop_redis_queue(args.redis_url, queue)
-        except Exception as exc:  # the broker may be what failed: cleanup goes on
+        except Exception as exc:  # noqa: BLE001 - the broker may be what failed: cleanup goes on
             log(f"could not remove queue {queue} from the broker: {exc}")
         if args.keep:
             log(f"kept {tmp} and databases {', '.join(created)}")

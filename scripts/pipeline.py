@@ -338,7 +338,7 @@ def run(as_of: str) -> list[str]:
     log(f"running {len(dags)} DAGs for as-of date {as_of}; logs in {logdir}")
     for n, dag_id in enumerate(dags, 1):
         print(f"[{n}/{len(dags)}] {dag_id} ...", flush=True)
-        t0, since = time.monotonic(), dt.datetime.now(dt.timezone.utc)
+        t0, since = time.monotonic(), dt.datetime.now(dt.UTC)
         logfile = logdir / f"{dag_id}.log"
         ok = run_dag(dag_id, as_of, logfile)
         write_task_logs(dag_id, logfile)

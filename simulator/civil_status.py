@@ -21,8 +21,8 @@ from datetime import date, datetime, time, timedelta
 from ioc_pipeline.reference.admin_units import load_reference
 from simulator import people
 from simulator.resource import IncrementalResource
-from simulator.store import (ICT, STATE_DDL, GeneratorState, GeneratorStateError, connect, open_state,
-                             copy_rows, read_state, write_state)
+from simulator.store import (ICT, STATE_DDL, GeneratorState, connect, open_state,
+                             copy_rows, write_state)
 
 log = logging.getLogger(__name__)
 

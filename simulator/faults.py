@@ -41,7 +41,7 @@ class Faults:
             raise ValueError("slow_seconds must be >= 0")
 
     @classmethod
-    def parse(cls, spec: str | None) -> "Faults":
+    def parse(cls, spec: str | None) -> Faults:
         """'503=0.1,429=0.05,slow=0.02,truncate=0.02,html=0.02,race=0.05,slow_seconds=3'."""
         values: dict = {}
         for part in filter(None, (p.strip() for p in (spec or "").split(","))):
@@ -51,7 +51,7 @@ class Faults:
             values[name.strip()] = value.strip()
         return cls().updated(values)
 
-    def updated(self, values: dict) -> "Faults":
+    def updated(self, values: dict) -> Faults:
         """A copy with some values changed; names may be aliases ('503') or field names."""
         changes = {}
         for name, value in values.items():

@@ -20,7 +20,7 @@ import zipfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 SETTLED_MARGIN_S = 300      # a delivery's mtime is at least this old when written
 FIXED_STAMP = datetime(2024, 1, 1)   # workbook metadata: constant, so bytes depend on content only

@@ -14,7 +14,7 @@ from ioc_pipeline.personal_data.cccd import PROVINCE_PREFIXES
 
 PREFIXES = tuple(sorted(PROVINCE_PREFIXES))
 # Three-digit prefixes that are not one of the 63 codes (sources.md: makes the ID invalid).
-BAD_PREFIXES = tuple(f"{n:03d}" for n in range(0, 100) if f"{n:03d}" not in PROVINCE_PREFIXES)
+BAD_PREFIXES = tuple(f"{n:03d}" for n in range(100) if f"{n:03d}" not in PROVINCE_PREFIXES)
 
 _FAMILY = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng",
            "Bùi", "Đỗ", "Hồ", "Ngô", "Dương", "Lý", "Trương", "Đoàn", "Lương", "Thái")

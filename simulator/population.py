@@ -118,7 +118,7 @@ def _share(spec: tuple[float, float, float], t: int) -> float:
 def counts(p: Profile, d: date) -> dict[str, int]:
     """The true counts of a commune on day d: growing slowly, every invariant holding."""
     t = (d - EPOCH).days
-    residents = int(round(p.residents * (1 + p.residents_growth * t)))
+    residents = round(p.residents * (1 + p.residents_growth * t))
     adults = int(residents * p.share_14_plus)
     holders = int(residents * _share(p.bhyt, t))
     return {

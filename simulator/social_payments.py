@@ -30,7 +30,7 @@ import random
 import unicodedata
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from ioc_pipeline.reference.admin_units import load_reference
 from simulator import file_truth, landing, people

@@ -10,7 +10,7 @@ import io
 import json
 import logging
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
 import psycopg2

@@ -9,7 +9,7 @@ than the limit is cut at a word boundary and ends with "…". Never cut mid-word
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 SHORT_LIMIT = 500
 SEPARATOR = "; "

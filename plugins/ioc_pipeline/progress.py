@@ -11,7 +11,7 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 EVERY_S = 5.0
 MARK = "rows so far"   # what the launcher looks for in a task log

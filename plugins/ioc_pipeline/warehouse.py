@@ -13,7 +13,7 @@ import logging
 import re
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import psycopg2
 import psycopg2.extensions

@@ -25,7 +25,7 @@ from ioc_web import serve
 from tests.fixtures import databases
 from tests.reliability.support import rows
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.browser]
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("IOC_SCREENSHOT_DIR", REPO / ".data" / "screenshots"))

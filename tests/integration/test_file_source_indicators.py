@@ -20,7 +20,7 @@ from tests.integration.warehouse_helpers import migrated
 pytestmark = pytest.mark.integration
 
 AS_OF = dt.date(2026, 11, 20)
-LOADED_AT = dt.datetime(2026, 11, 21, 1, 0, tzinfo=dt.timezone.utc)
+LOADED_AT = dt.datetime(2026, 11, 21, 1, 0, tzinfo=dt.UTC)
 P06_COUNTS = ("P06_TASKS_OVERDUE", "P06_MODELS_DONE", "P06_MODELS_IN_PROGRESS", "P06_MODELS_NOT_STARTED")
 
 

@@ -79,8 +79,8 @@ def test_health_visits_merge(warehouse_db, tmp_path):
     got = core_rows(conn, """SELECT visit_id, commune_code, commune_code_2025, visit_on, visit_at, source_file,
                                     file_date, patient_cccd_hash, bhyt_card_no_hash FROM core.health_visits
                               WHERE visit_id IN ('V1', 'L1', 'R1')""")
-    assert got["L1"][:4] == ("20344", "20350", dt.date(2025, 6, 30), dt.datetime(2025, 6, 30, 16, 30, tzinfo=dt.timezone.utc))
-    assert got["R1"][:4] == ("20333", "20333", dt.date(2025, 7, 1), dt.datetime(2025, 6, 30, 17, 30, tzinfo=dt.timezone.utc))
+    assert got["L1"][:4] == ("20344", "20350", dt.date(2025, 6, 30), dt.datetime(2025, 6, 30, 16, 30, tzinfo=dt.UTC))
+    assert got["R1"][:4] == ("20333", "20333", dt.date(2025, 7, 1), dt.datetime(2025, 6, 30, 17, 30, tzinfo=dt.UTC))
     assert got["V1"][4:] == (a, dt.date(2026, 3, 2), pii.keyed_hash(KEY, CCCD_V1),
                              pii.keyed_hash(KEY, "DN4480123456789"))
 

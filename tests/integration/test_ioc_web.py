@@ -39,8 +39,8 @@ def parse_number(text: str, lang: str = "vi") -> Decimal | None:
 def cells(html: str, cls: str) -> dict[str, str]:
     """data-indicator -> text of the <td class="... {cls}" data-indicator=...> cells (flags cut off)."""
     out = {}
-    for code, body in re.findall(rf'<td class="[^"]*\b{cls}\b[^"]*" data-indicator="([A-Z0-9_]+)">(.*?)</td>', html, re.S):
-        out[code] = re.sub(r"<span class=\"flag.*", "", body, flags=re.S).strip()
+    for code, body in re.findall(rf'<td class="[^"]*\b{cls}\b[^"]*" data-indicator="([A-Z0-9_]+)">(.*?)</td>', html, re.DOTALL):
+        out[code] = re.sub(r"<span class=\"flag.*", "", body, flags=re.DOTALL).strip()
     return out
 
 
@@ -86,7 +86,7 @@ def test_overview_shows_every_indicator_as_in_the_views(site):
         JOIN ioc.indicator_history o ON o.indicator_code = n.indicator_code AND o.admin_level = 'province'
          AND o.as_of_date = n.as_of_date - 7 WHERE n.admin_level = 'province'"""))
     code, delta = next((c, d) for c, d in week.items() if d and d > 0 and c.endswith("_PCT"))
-    row = re.search(rf'<tr class="[^"]*" data-indicator="{code}">(.*?)</tr>', html, re.S).group(1)
+    row = re.search(rf'<tr class="[^"]*" data-indicator="{code}">(.*?)</tr>', html, re.DOTALL).group(1)
     assert f"+{str(delta).replace('.', ',')} điểm" in row
     # communes meeting the target
     met, total = query(site["admin"], """SELECT count(*) FILTER (WHERE status = 'met'), count(*) FROM ioc.indicator_values
@@ -95,7 +95,7 @@ def test_overview_shows_every_indicator_as_in_the_views(site):
     # share valid as a percent, not the view's fraction
     share = query(site["admin"], "SELECT share_valid FROM ioc.data_quality WHERE source_code = 'civil_status' AND date = %s",
                   (UNTIL,))[0][0]
-    source = re.search(r'data-source="civil_status">(.*?)</div>', html, re.S).group(1)
+    source = re.search(r'data-source="civil_status">(.*?)</div>', html, re.DOTALL).group(1)
     assert f"{(share * 100).quantize(Decimal('0.01'))}".replace(".", ",") + " %" in source
 
 
@@ -120,13 +120,13 @@ def test_indicator_page_ranks_every_commune_and_exports_what_it_shows(site):
                                     WHERE indicator_code = %s AND admin_level = 'commune'""", (code,))
     assert len(rows) == 94
     shown = re.findall(r'<tr data-name="[^"]*" data-admin-code="(\d{5})">\s*<td class="num">([^<]*)</td>.*?'
-                       r'<td class="num value">([^<]*)</td>', html, re.S)
+                       r'<td class="num value">([^<]*)</td>', html, re.DOTALL)
     assert {c: (int(rank), parse_number(v)) for c, rank, v in shown} == {r[0]: (r[3], r[2]) for r in rows}
     ranks = [int(rank) for _, rank, _ in shown]
     assert ranks == sorted(ranks)   # best first
     met = sum(r[4] == "met" for r in rows)
     assert f"{met} trên 94 xã, phường đạt mục tiêu" in html
-    chart = json.loads(re.search(r'<script type="application/json" id="chart-data">(.*?)</script>', html, re.S).group(1))
+    chart = json.loads(re.search(r'<script type="application/json" id="chart-data">(.*?)</script>', html, re.DOTALL).group(1))
     assert len(chart["trend"]) == DAYS and chart["target"] == 100.0
     # CSV: the province row and the communes, as in the view
     r = site["client"].get(f"/indicator/{code}/csv")
@@ -148,7 +148,7 @@ def test_commune_page_shows_every_indicator_of_the_commune_with_its_rank(site):
 
 def test_wall_view_and_date_selector(site):
     html = site["client"].get("/wall?rotate=5").text
-    data = json.loads(re.search(r'<script type="application/json" id="wall-data">(.*?)</script>', html, re.S).group(1))
+    data = json.loads(re.search(r'<script type="application/json" id="wall-data">(.*?)</script>', html, re.DOTALL).group(1))
     assert data["rotate"] == 5 and len(data["slides"]) == 19
     assert all(len(s["top"]) == 5 for s in data["slides"] if s["code"] != "P06_TASKS_OVERDUE" and s["met"])
     earlier = UNTIL - dt.timedelta(days=10)
@@ -194,5 +194,5 @@ def test_reconciliation_warnings_name_the_commune(site):
     query(site["admin"], """INSERT INTO audit.reconciliation_result (as_of_date, check_code, commune_code, rows_flagged,
                             persons_flagged) VALUES (%s, 'death_before_social_payment', %s, 7, 3)""", (UNTIL, code))
     html = site["client"].get("/").text
-    row = re.search(r'<table class="communes" id="reconciliation">(.*?)</table>', html, re.S).group(1)
+    row = re.search(r'<table class="communes" id="reconciliation">(.*?)</table>', html, re.DOTALL).group(1)
     assert name in row and code in row and ">7<" in row

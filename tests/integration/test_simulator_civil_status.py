@@ -5,7 +5,6 @@ pipeline's suites): a clean record must break no rule, a labelled one must break
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import subprocess
 import sys

@@ -8,14 +8,13 @@ import json
 import logging
 import threading
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, UTC
 
 import psycopg2
 import pytest
 import requests
 
 from simulator import civil_status
-from simulator.faults import Faults
 from simulator.server import make_server
 
 pytestmark = pytest.mark.integration
@@ -134,7 +133,7 @@ def test_window_is_half_open_on_updated_at(sim):
     assert edge in {datetime.fromisoformat(i["updated_at"]) for i in inside}
     assert all(datetime.fromisoformat(i["updated_at"]) < edge for i in outside)
     # other offsets name the same instant
-    utc = since.astimezone(timezone.utc).isoformat()
+    utc = since.astimezone(UTC).isoformat()
     assert _get(base, updated_since=utc, updated_until=until.isoformat(), page_size=1).json()[
         "total_items"] == expected
     # an empty window is a normal answer

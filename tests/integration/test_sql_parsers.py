@@ -18,11 +18,11 @@ def test_parsers(warehouse_db):
         for bad in ("2023-02-29", "2023-04-31", "0000-01-01", "2023-13-01", "20230101", "2023-1-01", "x", None):
             assert one("SELECT util.try_date(%s)", bad) is None, bad
         assert one("SELECT util.try_timestamptz(%s)", "2026-01-01T03:00:00+07:00") == \
-            dt.datetime(2025, 12, 31, 20, 0, tzinfo=dt.timezone.utc)
+            dt.datetime(2025, 12, 31, 20, 0, tzinfo=dt.UTC)
         for bad in ("2026-01-01T03:00:00", "2026-02-30T00:00:00+07:00", "2026-01-01", "yesterday"):
             assert one("SELECT util.try_timestamptz(%s)", bad) is None, bad
         assert one("SELECT util.try_local_timestamp(%s)", "2026-01-01 03:00:00") == \
-            dt.datetime(2025, 12, 31, 20, 0, tzinfo=dt.timezone.utc)
+            dt.datetime(2025, 12, 31, 20, 0, tzinfo=dt.UTC)
         # the local calendar date of an instant, whatever the session zone (here UTC)
         assert one("SELECT util.local_date(%s::timestamptz)", "2025-12-31T20:00:00Z") == dt.date(2026, 1, 1)
         # parsers usable in parallel plans: force one over a large table

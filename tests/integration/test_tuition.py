@@ -85,7 +85,7 @@ def test_later_version_replaces_older_and_quarantined_do_not(warehouse_db):
         rejected = cur.fetchone()[0]
     conn.commit()
     assert (channel, amount, rejected) == ("bank_transfer", 1500000, 1)
-    assert updated == dt.datetime(2026, 3, 3, 2, 0, tzinfo=dt.timezone.utc)
+    assert updated == dt.datetime(2026, 3, 3, 2, 0, tzinfo=dt.UTC)
 
 
 def test_catalog_entry():

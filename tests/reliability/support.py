@@ -23,7 +23,7 @@ import psycopg2.extensions
 from ioc_pipeline.ingest import runner
 from ioc_pipeline.declaration import catalog
 from ioc_pipeline.extract import fetchers
-from tests.fixtures.pipeline_run import conn_json, http_conn_json  # noqa: F401 (used here and by the tests)
+from tests.fixtures.pipeline_run import conn_json, http_conn_json
 from tests.integration.warehouse_helpers import KEY, PROVINCE, sqlalchemy_url
 
 REPO = Path(__file__).resolve().parents[2]

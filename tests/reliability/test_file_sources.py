@@ -423,7 +423,7 @@ def test_a_correction_arriving_during_the_run_is_not_read_half_and_loads_next_ru
 class _Counting(http.server.BaseHTTPRequestHandler):
     hits: list[str] = []
 
-    def do_GET(self):   # noqa: N802 - http.server's name
+    def do_GET(self):
         _Counting.hits.append(self.path)
         self.send_response(204)
         self.end_headers()
@@ -463,7 +463,7 @@ def test_hostile_files_are_inert_ignored_or_quarantined_and_nothing_is_written_o
     huge = put(landing, "health/bhyt_visits_48002_20261118.csv",
                csv_bytes([visit("H-HUGE", 7, facility="x" * 2_000_000)] + visits("Z", 5)))
     # names that are not the contract's, or lead elsewhere: never read
-    ignored = put(landing, "health/bhyt_visits_x';DROP TABLE core.health_visits;--_20261119.csv",
+    put(landing, "health/bhyt_visits_x';DROP TABLE core.health_visits;--_20261119.csv",
                   csv_bytes([visit("NAMED-1", 8)]))
     put(outside, "secret.csv", csv_bytes([visit("OUTSIDE-1", 9)]))
     os.symlink(outside / "secret.csv", landing / "health/bhyt_visits_48003_20261118.csv")

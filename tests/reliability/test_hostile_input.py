@@ -171,7 +171,7 @@ class RawSource:
         self.body = b""
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server API
+            def do_GET(self):
                 ok = self.headers.get("Authorization") == f"Bearer {token}"
                 body = outer.body if ok else b'{"error": "unauthorized"}'
                 self.send_response(200 if ok else 401)

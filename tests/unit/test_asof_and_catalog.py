@@ -6,7 +6,7 @@ import pytest
 from ioc_pipeline.orchestration import asof
 from ioc_pipeline.declaration import catalog
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def test_param_wins():

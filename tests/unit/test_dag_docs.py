@@ -12,7 +12,7 @@ from ioc_pipeline.declaration import catalog
 from ioc_pipeline.orchestration import dag_docs, dag_factory
 
 MIGRATIONS = "\n".join(p.read_text() for p in sorted((REPO_ROOT / "include/sql/migrations").glob("*.sql")))
-MAKE_TARGETS = set(re.findall(r"^([a-z][a-z-]*):", (REPO_ROOT / "Makefile").read_text(), re.M))
+MAKE_TARGETS = set(re.findall(r"^([a-z][a-z-]*):", (REPO_ROOT / "Makefile").read_text(), re.MULTILINE))
 PACKAGE_TEXT = "\n".join(p.read_text() for p in (REPO_ROOT / "plugins/ioc_pipeline").rglob("*.py"))
 
 
@@ -23,7 +23,7 @@ def dagbag():
 
 def _names(doc: str) -> list[str]:
     """`backticked` names outside code blocks."""
-    return re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", doc, flags=re.S))
+    return re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", doc, flags=re.DOTALL))
 
 
 def _relation_exists(name: str) -> bool:

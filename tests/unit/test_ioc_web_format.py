@@ -10,8 +10,8 @@ from ioc_web import i18n, pages
 def test_vietnamese_and_english_numbers():
     assert i18n.indicator_value(Decimal("61.64"), "percent", "vi") == "61,64 %"
     assert i18n.indicator_value(Decimal("61.64"), "percent", "en") == "61.64 %"
-    assert i18n.indicator_value(Decimal("1234567"), "count", "vi") == "1.234.567"
-    assert i18n.indicator_value(Decimal("1234567"), "count", "en") == "1,234,567"
+    assert i18n.indicator_value(Decimal(1234567), "count", "vi") == "1.234.567"
+    assert i18n.indicator_value(Decimal(1234567), "count", "en") == "1,234,567"
     assert i18n.indicator_value(None, "percent", "vi") == "–"
     # share_valid is a fraction in ioc.data_quality; the page multiplies before formatting
     assert i18n.indicator_value(Decimal("0.9731") * 100, "percent", "vi") == "97,31 %"
@@ -20,7 +20,7 @@ def test_vietnamese_and_english_numbers():
 def test_changes_are_signed_and_in_points_for_percents():
     assert i18n.change(Decimal("1.5"), "percent", "vi") == "+1,50 điểm"
     assert i18n.change(Decimal("-0.25"), "percent", "en") == "−0.25 pts"
-    assert i18n.change(Decimal("0"), "count", "en") == "±0"
+    assert i18n.change(Decimal(0), "count", "en") == "±0"
     assert i18n.change(None, "count", "vi") == "chưa có"
 
 

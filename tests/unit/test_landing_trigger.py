@@ -34,7 +34,6 @@ async def _events(trigger, actions, polls, monkeypatch):
     from ioc_pipeline.orchestration import triggers
 
     events = []
-    done = asyncio.Event()
     calls = 0
     real = triggers.settled_files
 
@@ -88,4 +87,4 @@ def test_watcher_events_carry_the_as_of_date_in_their_payload():
 
 def test_yesterday_is_the_local_calendar_day_before():
     # 2026-11-20 18:30 UTC is 2026-11-21 01:30 in Asia/Ho_Chi_Minh: yesterday is the 20th
-    assert yesterday_local(dt.datetime(2026, 11, 20, 18, 30, tzinfo=dt.timezone.utc)) == dt.date(2026, 11, 20)
+    assert yesterday_local(dt.datetime(2026, 11, 20, 18, 30, tzinfo=dt.UTC)) == dt.date(2026, 11, 20)

@@ -6,8 +6,8 @@ import sys
 from ioc_pipeline.config import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
-import pipeline  # noqa: E402
-from devtools import airflow_task_logs  # noqa: E402
+import pipeline
+from devtools import airflow_task_logs
 
 RUN = "manual__2026-12-02T09:05:44.276956+00:00"
 OUTPUT = f"""\

@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -59,7 +59,7 @@ class ScriptedServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 with outer.lock:
                     outer.seen.append(Seen(parts.path, parts.query, parse_qs(parts.query), dict(self.headers)))
@@ -234,7 +234,7 @@ def test_429_with_garbage_retry_after_uses_backoff(server):
 
 
 def test_retry_after_parsing():
-    in_3s = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=3), usegmt=True)
+    in_3s = format_datetime(datetime.now(UTC) + timedelta(seconds=3), usegmt=True)
     assert _retry_after("1", 60) == 1.0
     assert _retry_after(" 7 ", 60) == 7.0
     assert _retry_after("3600", 60) == 60  # capped at backoff_max

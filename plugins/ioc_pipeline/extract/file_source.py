@@ -21,11 +21,12 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import math
 import re
 import time
 import zipfile
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from ioc_pipeline import config
 from ioc_pipeline.declaration.catalog import FileSpec, Sheet, Source
@@ -56,7 +57,7 @@ class Delivery:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_xcom(cls, data: dict) -> "Delivery":
+    def from_xcom(cls, data: dict) -> Delivery:
         return cls(**data)
 
 
@@ -207,7 +208,7 @@ def _code_width(column: str) -> int | None:
     for col, width in _CODE_WIDTHS:
         if column == col:
             return width
-    if column.endswith("_cccd") or column.endswith("_id"):
+    if column.endswith(("_cccd", "_id")):
         return 12
     return None
 
@@ -225,8 +226,7 @@ def cell_text(column: str, value) -> tuple[str | None, str | None]:
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat(), None
     if isinstance(value, (int, float)):
-        whole = isinstance(value, int) or (value == value and value not in (float("inf"), float("-inf"))
-                                           and float(value).is_integer())
+        whole = isinstance(value, int) or (math.isfinite(value) and float(value).is_integer())
         width = _code_width(column)
         if width is not None:
             if not whole or value < 0:

@@ -30,8 +30,9 @@ import re
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from datetime import datetime, UTC
+from typing import Any
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import requests
@@ -375,8 +376,8 @@ def _retry_after(value: str | None, cap: float) -> float | None:
         if when is None:
             return None
         if when.tzinfo is None:  # HTTP-dates are GMT
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+            when = when.replace(tzinfo=UTC)
+        seconds = max(0.0, (when - datetime.now(UTC)).total_seconds())
     return min(seconds, cap)
 
 
@@ -384,7 +385,7 @@ def _error_detail(resp: requests.Response, endpoint: RestEndpoint, deadline: flo
     """A short, sanitised reason from a JSON error body (error/message/detail), or ''."""
     try:
         doc = json.loads(_read_body(resp, deadline, endpoint.timeout, 65536))
-    except Exception:  # any unreadable body: no detail
+    except Exception:  # noqa: BLE001 - any unreadable body: no detail
         return ""
     if not isinstance(doc, dict):
         return ""

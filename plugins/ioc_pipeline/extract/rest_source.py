@@ -11,7 +11,7 @@ extraction: batch.extract extracts again when fewer keys arrived.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from ioc_pipeline.declaration.catalog import Source
 from ioc_pipeline.extract import rest

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg2
 from psycopg2 import sql

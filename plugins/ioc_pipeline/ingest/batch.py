@@ -23,12 +23,12 @@ import datetime as dt
 import json
 import logging
 import re
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from psycopg2 import sql
 from psycopg2.extras import Json
 
-from ioc_pipeline import config, failure_text, progress, warehouse
+from ioc_pipeline import failure_text, progress, warehouse
 from ioc_pipeline.errors import BatchFailed
 from ioc_pipeline.extract.window import Window
 from ioc_pipeline.personal_data import pii
@@ -61,7 +61,7 @@ class BatchPlan:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_xcom(cls, data: dict) -> "BatchPlan":
+    def from_xcom(cls, data: dict) -> BatchPlan:
         return cls(**data)
 
 
@@ -426,8 +426,8 @@ def _record_volume_collapse(cur, source: Source, plan: BatchPlan) -> None:
            VALUES (%s, %s, %s, %s, NULL, 'warning', false, false, %s, %s)""",
         (plan.batch_id, source.code, VOLUME_COLLAPSE_INDEX, VOLUME_COLLAPSE,
          Json({"distinct_keys": distinct, "recent_median": float(median), "recent_batches": n}),
-         f"volume collapse: {distinct} distinct keys against a median of {median:g} in the source's "
-         f"last {n} non-empty batches (a warning only)"))
+         (f"volume collapse: {distinct} distinct keys against a median of {median:g} in the source's "
+          f"last {n} non-empty batches (a warning only)")))
     log.warning("%s batch %s: volume collapse, %d distinct keys against a recent median of %g",
                 source.code, plan.batch_id, distinct, median)
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from ioc_pipeline.personal_data import cccd, pii
 from ioc_pipeline.declaration.catalog import JSON_TYPES, Source

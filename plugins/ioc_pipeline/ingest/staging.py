@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import unicodedata
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from psycopg2 import sql
 
@@ -197,7 +197,7 @@ class CopyWriter:
         def send() -> None:
             try:
                 self._cur.copy_expert(self._copy_sql, io.BytesIO(data))
-            except BaseException as exc:  # raised in the caller's thread by _wait
+            except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread by _wait
                 self._error = exc
 
         self._sender = threading.Thread(target=send, name="copy-writer", daemon=True)
@@ -332,7 +332,7 @@ def copy_from_stream(cur, table: str, columns: list[str], produce: Callable[[Cal
             sink.flush()
         except _Stopped:
             return
-        except BaseException as exc:  # handed to the consumer, which raises it
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
             failure.append(exc)
         try:
             put(None)

@@ -363,10 +363,10 @@ def _unexpected_rows_result(
             rows = _unexpected_row_id_counts(
                 conn, spec.kwargs["unexpected_rows_query"], qualified, row_id_column
             )
-    except Exception as exc:  # bad SQL, or the query does not return the row id column
+    except Exception as exc:  # noqa: BLE001 - bad SQL, or the query does not return the row id column
         res.exception = f"{type(exc).__name__}: {_one_line(exc)}"
         if f"q.{row_id_column} does not exist" in res.exception:
-            res.exception += f" (the query must select every column: SELECT * FROM {{batch}} WHERE ...)"
+            res.exception += " (the query must select every column: SELECT * FROM {batch} WHERE ...)"
         return res
     res.failing_row_ids = [row_id for row_id, _ in rows]
     res.unexpected_count = len(res.failing_row_ids)

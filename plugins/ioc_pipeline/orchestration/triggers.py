@@ -18,7 +18,8 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from typing import Any, AsyncIterator
+from typing import Any
+from collections.abc import AsyncIterator
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
@@ -53,7 +54,7 @@ def settled_files(source_code: str, settle_seconds: float) -> dict[str, tuple[in
 def yesterday_local(now: dt.datetime | None = None) -> dt.date:
     from ioc_pipeline.orchestration.asof import local_date
 
-    return local_date(now or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=1)
+    return local_date(now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=1)
 
 
 class LandingDeliveryTrigger(BaseEventTrigger):

@@ -227,7 +227,7 @@ def build(conn, out_dir: Path | None = None, *, days: int = 14, batches_per_sour
     """Write the whole site to `out_dir` (default: default_dir()), swapped in at the end; return index.html."""
     target = Path(out_dir or default_dir()).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
-    built = dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+    built = dt.datetime.now(dt.UTC).astimezone().isoformat(timespec="seconds")
     env = environment()
     env.globals.update(built_at=built)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))

@@ -92,8 +92,8 @@ def lint(conn, source: Source, suite_path: Path) -> list[str]:
     except OSError as exc:
         return [f"cannot read the file: {exc.strerror or exc}"]
     except json.JSONDecodeError as exc:
-        return [f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg} "
-                f"(a missing or extra comma, quote or bracket just before there)"]
+        return [(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg} "
+                 f"(a missing or extra comma, quote or bracket just before there)")]
     if not isinstance(doc, dict) or not isinstance(doc.get("expectations"), list):
         return ['the file must be a JSON object {"name": ..., "expectations": [...]}']
     problems = [] if isinstance(doc.get("name"), str) and doc["name"] else ['add a "name" to the suite']

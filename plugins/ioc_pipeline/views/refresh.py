@@ -20,7 +20,7 @@ _REFRESH_LOCK = 0x10C_07
 
 
 def refresh(conn, as_of: dt.date, province_code: str) -> dict:
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     params = {"as_of": as_of, "year_start": as_of.replace(month=1, day=1), "province": province_code,
               "refreshed_at": started}
     with warehouse.transaction(conn) as cur:
@@ -40,6 +40,6 @@ def refresh(conn, as_of: dt.date, province_code: str) -> dict:
         cur.execute("DELETE FROM mart.indicator_history WHERE as_of_date = %s", (as_of,))
         cur.execute(warehouse.read_sql("ioc/assemble_indicators.sql"), params)
         rows = cur.rowcount
-    took = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
+    took = (dt.datetime.now(dt.UTC) - started).total_seconds()
     log.info("refreshed %d indicator rows for %s in %.2fs", rows, as_of, took)
     return {"as_of_date": as_of.isoformat(), "rows": rows, "seconds": round(took, 2)}
