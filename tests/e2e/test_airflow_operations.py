@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.alert_endpoint import AlertEndpoint
+from tests.fixtures.pipeline_run import airflow_env as subprocess_env
 from tests.reliability.support import conn_json, http_conn_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -33,18 +33,7 @@ DRIVER = Path(__file__).with_name("airflow_metadata_driver.py")
 
 @pytest.fixture(scope="module")
 def airflow_env(tmp_path_factory) -> dict:
-    home = tmp_path_factory.mktemp("airflow_ops")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Ho_Chi_Minh",
-        "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)]),
-        "GX_ANALYTICS_ENABLED": "false",
-    }
+    env = subprocess_env(tmp_path_factory.mktemp("airflow_ops"))
     for args in (["airflow", "db", "migrate"], ["airflow", "dags", "reserialize"],
                  [sys.executable, "-m", "ioc_pipeline.orchestration.pools"]):
         run = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
