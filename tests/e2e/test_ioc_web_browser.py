@@ -140,7 +140,6 @@ def first_text(browser, css: str) -> dict[str, str]:
         return out;""", css)
 
 
-@pytest.mark.xfail(strict=False, reason="failed on the merged main of session 3 under heavy load and was not diagnosed before the stop (closing note of issue 11); must pass again, not stay xfail")
 def test_pages_in_chromium_show_the_views_numbers(page, browser):
     from selenium.webdriver.common.by import By
 

@@ -91,7 +91,7 @@ def test_a_new_source_needs_only_its_declaration_files(empty_db, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["tasks"] == ["begin", "cleanup", "extract", "publish", "validate"]
-    assert f"ioc://warehouse/core.{CODE}" in got["refresh_on"]
+    assert f"name='core.{CODE}', uri='postgres://ioc-warehouse:5432/ioc/core/{CODE}'" in got["refresh_on"]
     assert got["first"] == [3, 1]                       # B4's commune is no commune: quarantined
     assert got["second"] == [1, 0]                      # B2 replaced; B1's older version refused by the guard
     assert got["core"] == [["B1", True], ["B2", True], ["B3", True]]

@@ -55,7 +55,6 @@ def xcom_values(airflow_home) -> list[str]:
         db.close()
 
 
-@pytest.mark.xfail(strict=False, reason="the shared run's faults and changed_key steps have not yet run on the merged main of session 3 (closing note of issue 11); must pass again, not stay xfail")
 def test_no_clear_id_secret_or_key_anywhere(pipeline_run):
     r = pipeline_run.step("faults")
     codes = {dag: code for dag, (code, _) in r.results.items()}
@@ -84,7 +83,6 @@ def test_no_clear_id_secret_or_key_anywhere(pipeline_run):
     assert rows(r.warehouse, "SELECT to_regclass('core.land') IS NOT NULL") == [(True,)]
 
 
-@pytest.mark.xfail(strict=False, reason="the shared run's faults and changed_key steps have not yet run on the merged main of session 3 (closing note of issue 11); must pass again, not stay xfail")
 def test_failed_batch_called_the_webhook_once_without_personal_data(pipeline_run):
     r = pipeline_run.step("faults")
     failures = [c for c in r.alerts if c["event"] == "task_failed"]   # besides stale-source notices
@@ -101,7 +99,6 @@ def test_failed_batch_called_the_webhook_once_without_personal_data(pipeline_run
     assert status == "failed" and "quarantine share" in error
 
 
-@pytest.mark.xfail(strict=False, reason="the shared run's faults and changed_key steps have not yet run on the merged main of session 3 (closing note of issue 11); must pass again, not stay xfail")
 def test_ioc_reader_sees_only_ioc_and_never_the_key_and_a_changed_key_is_refused(pipeline_run):
     r = pipeline_run.step("faults")
     conn = psycopg2.connect(r.warehouse)
