@@ -257,26 +257,6 @@ def latest_progress(text: str) -> str | None:
     return f"{task}: {counting or event}" if task else None
 
 
-def run_dag(dag_id: str, as_of: str, logfile: Path) -> bool:
-    """`airflow dags test` for one DAG, with a heartbeat line every HEARTBEAT_S seconds.
-
-    No logical date is given: the run is logged as starting now (dags test sets a run's start
-    to its logical date, which made runs look days long in the UI); the as-of date is the run's
-    `as_of_date` param, which every DAG reads first (docs/operations.md)."""
-    t0 = time.monotonic()
-    with open(logfile, "wb") as out:
-        proc = subprocess.Popen(["airflow", "dags", "test", dag_id, "-c", json.dumps({"as_of_date": as_of})],
-                                stdout=out, stderr=subprocess.STDOUT)
-        while True:
-            try:
-                proc.wait(timeout=HEARTBEAT_S)
-                break
-            except subprocess.TimeoutExpired:
-                doing = latest_progress(logfile.read_text(errors="replace")) or "parsing the DAGs"
-                print(f"      {time.monotonic() - t0:4.0f}s  {doing}", flush=True)
-    return proc.returncode == 0
-
-
 def failure_reasons(dag_id: str, logfile: Path, since: dt.datetime) -> list[str]:
     """Every reason the run failed, one per item: what the source's run recorded in the audit
     ledger (audit.source_run.error_detail), else the failure line of the task log."""
@@ -329,22 +309,38 @@ def report(dag_id: str, ok: bool, reasons: list[str], seconds: float) -> None:
 
 def run(as_of: str) -> list[str]:
     """Every ingest DAG, then the refresh (also after failures: last known good); returns the
-    ids of the DAGs that failed."""
+    ids of the DAGs that failed.
+
+    Each DAG runs as `airflow dags test <dag_id> -c '{"as_of_date": ...}'` would, all in one
+    process (devtools/dag_runs.py: Airflow's start-up paid once, not once per DAG). No logical
+    date is given: a run is logged as starting now (dags test sets a run's start to its logical
+    date, which made runs look days long in the UI); the as-of date is the run's `as_of_date`
+    param, which every DAG reads first (docs/operations.md)."""
+    from devtools import dag_runs
+
     dt.date.fromisoformat(as_of)
     logdir = DATA / "logs" / f"run-{as_of}"
     logdir.mkdir(parents=True, exist_ok=True)
     failed = []
     dags = dag_ids() + ["refresh_ioc_views"]
     log(f"running {len(dags)} DAGs for as-of date {as_of}; logs in {logdir}")
-    for n, dag_id in enumerate(dags, 1):
-        print(f"[{n}/{len(dags)}] {dag_id} ...", flush=True)
-        t0, since = time.monotonic(), dt.datetime.now(dt.UTC)
-        logfile = logdir / f"{dag_id}.log"
-        ok = run_dag(dag_id, as_of, logfile)
-        write_task_logs(dag_id, logfile)
-        if not ok:
-            failed.append(dag_id)
-        report(dag_id, ok, [] if ok else failure_reasons(dag_id, logfile, since), time.monotonic() - t0)
+    since = dt.datetime.now(dt.UTC)
+    for event in dag_runs.runs(dags, {"as_of_date": as_of}, logdir, beat_every=HEARTBEAT_S):
+        logfile = logdir / f"{event.dag_id}.log"
+        if event.kind == "start":
+            print(f"[{dags.index(event.dag_id) + 1}/{len(dags)}] {event.dag_id} ...", flush=True)
+            since = dt.datetime.now(dt.UTC)
+        elif event.kind == "beat":
+            text = logfile.read_text(errors="replace") if logfile.exists() else ""
+            print(f"      {event.seconds:4.0f}s  {latest_progress(text) or 'parsing the DAGs'}", flush=True)
+        else:
+            ok = event.code == 0
+            if logfile.exists():
+                write_task_logs(event.dag_id, logfile)
+            if not ok:
+                failed.append(event.dag_id)
+            reasons = [] if ok else [event.note] if event.note else failure_reasons(event.dag_id, logfile, since)
+            report(event.dag_id, ok, reasons, event.seconds)
     return failed
 
 
