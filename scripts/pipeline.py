@@ -7,8 +7,8 @@ It supplies the embedded defaults of operations.md and nothing else:
 - without AIRFLOW_VAR_IOC_PII_KEY: a random key kept in .data/secrets (demo only);
 - Airflow's own metadata in SQLite under .data/airflow.
 It migrates the warehouse as its owner first (`migrate`, also `make migrate`: the DAGs only check
-that it is migrated). Then it runs the real DAGs with `airflow dags test <dag_id>` (as-of date in the run's conf), one
-after the other, printing `[n/N] <dag_id> ...`, a heartbeat with the latest progress line of the
+that it is migrated). Then it runs the real DAGs as `airflow dags test <dag_id>` does (as-of date in
+the run's conf), one after the other in one process (devtools/dag_runs.py), printing `[n/N] <dag_id> ...`, a heartbeat with the latest progress line of the
 task log, and each DAG's outcome with every failure reason on its own line. It copies each run's
 task logs where `make ui` reads them. Ports (docs/operations.md): IOC_SIM_PORT for the simulator,
 IOC_UI_PORT for `make ui`; `make stop` stops every process these commands started.
