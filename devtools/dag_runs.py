@@ -52,7 +52,9 @@ def runs(dag_ids: list[str], conf: dict, logdir: Path, *, beat_every: float | No
         with open(logdir / RUNNER_LOG, "ab") as runner_log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "devtools.dag_runs", "--conf", json.dumps(conf), "--logdir", str(logdir), *remaining],
-                stdout=subprocess.PIPE, stderr=runner_log, cwd=REPO, env=env, text=True, bufsize=1)
+                # unbuffered bytes: readline() then takes one line and no more, so an event is
+                # never left in a read-ahead buffer while select() waits for the next one
+                stdout=subprocess.PIPE, stderr=runner_log, cwd=REPO, env=env, bufsize=0)
         current, t0 = None, 0.0
         with selectors.DefaultSelector() as sel:
             sel.register(proc.stdout, selectors.EVENT_READ)
@@ -64,7 +66,7 @@ def runs(dag_ids: list[str], conf: dict, logdir: Path, *, beat_every: float | No
                 line = proc.stdout.readline()
                 if not line:
                     break
-                kind, dag_id, *rest = line.split()
+                kind, dag_id, *rest = line.decode().split()
                 if kind == "start":
                     current, t0 = dag_id, time.monotonic()
                     yield Event("start", dag_id)

@@ -33,6 +33,11 @@ def make(dag_id, body):
 def ok(params):
     print("ok-task says", params["as_of_date"])
 
+def slow(params):
+    import time
+    time.sleep(3)
+    print("ok-task says", params["as_of_date"])
+
 def fail(params):
     raise ValueError("fail-task refused its input")
 
@@ -42,7 +47,8 @@ def crash(params):
 make("probe_ok", ok)
 make("probe_fail", fail)
 make("probe_crash", crash)
-make("probe_after", ok)
+make("probe_slow", slow)
+make("probe_after", slow)
 '''
 
 
@@ -59,12 +65,18 @@ def env(tmp_path_factory) -> dict:
 
 
 def test_each_dag_in_its_file_a_failure_and_a_crash_stay_with_their_dag(env, tmp_path):
-    dags = ["probe_ok", "probe_fail", "probe_crash", "probe_after"]
-    events = list(dag_runs.runs(dags, {"as_of_date": "2026-11-20"}, tmp_path, env=env))
+    dags = ["probe_ok", "probe_slow", "probe_fail", "probe_crash", "probe_after"]
+    events = list(dag_runs.runs(dags, {"as_of_date": "2026-11-20"}, tmp_path, env=env, beat_every=1))
     ends = {e.dag_id: e for e in events if e.kind == "end"}
     assert [e.dag_id for e in events if e.kind == "start"] == dags
     assert list(ends) == dags
     assert ends["probe_ok"].code == 0 and ends["probe_after"].code == 0
+    # each event when it happens: the last DAG (3 s of sleep) has its own start, beats and time
+    # each event when it happens: a slow DAG after another in the same process, and the first
+    # after a crash, each has its own start, beats and time
+    for slow in ("probe_slow", "probe_after"):
+        assert ends[slow].code == 0 and ends[slow].seconds >= 3, ends[slow]
+        assert any(e.kind == "beat" and e.dag_id == slow for e in events), slow
     assert ends["probe_fail"].code != 0 and not ends["probe_fail"].note
     assert ends["probe_crash"].code == 7 and "exited with 7 during the run" in ends["probe_crash"].note
     ok_log = (tmp_path / "probe_ok.log").read_text()
