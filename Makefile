@@ -119,3 +119,11 @@ celery-run: $(STAMP)
 .PHONY: web
 web: $(STAMP)
 	$(PY) scripts/pipeline.py web
+
+# The production stack proved on this machine (scripts/stack_check.sh): container engine and compose
+# installed/started when absent, images built (from Debian's packages when no registry answers), the
+# stack up with the simulator, a night through the REST API compared with the simulator's truth, the
+# landing watcher, screenshots of the UI, everything torn down. ~20 min on 2 cores; needs root. Not in `make test`.
+.PHONY: stack-check
+stack-check: $(DEV_STAMP)
+	bash scripts/stack_check.sh
