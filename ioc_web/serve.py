@@ -28,8 +28,12 @@ def ensure_login(admin_dsn: str, password: str, role: str = DASHBOARD_LOGIN) -> 
                 cur.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE ioc_reader").format(sql.Identifier(role)))
             except (psycopg2.errors.DuplicateObject, psycopg2.errors.UniqueViolation):
                 pass   # made before, or by a launcher running at the same moment
-            cur.execute(sql.SQL("ALTER ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
-                sql.Identifier(role), sql.Literal(password)))
+            # the attributes only when one is wrong: PostgreSQL 16 lets a non-superuser owner (CREATEROLE,
+            # no CREATEDB) set a password but not name the CREATEDB attribute
+            cur.execute("SELECT rolsuper OR rolcreatedb OR rolcreaterole FROM pg_roles WHERE rolname = %s", (role,))
+            attrs = sql.SQL(" NOSUPERUSER NOCREATEDB NOCREATEROLE") if cur.fetchone()[0] else sql.SQL("")
+            cur.execute(sql.SQL("ALTER ROLE {} LOGIN{} PASSWORD {}").format(
+                sql.Identifier(role), attrs, sql.Literal(password)))
             cur.execute(sql.SQL("GRANT ioc_reader TO {}").format(sql.Identifier(role)))
             cur.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
                 sql.Identifier(conn.info.dbname), sql.Identifier(role)))
@@ -82,11 +86,12 @@ def start(dsn: str, *, port: int, pid_file: Path, log_file: Path, data_docs: Pat
 
 def main() -> int:
     """`python -m ioc_web.serve`: provision the page's login in a deployment (docker-compose.yaml,
-    service ioc-web-login). The owner's connection comes from AIRFLOW_CONN_IOC_WAREHOUSE (JSON),
-    the login's password from IOC_WEB_PASSWORD; the page's own service gets neither."""
+    service ioc-web-login). The owner's connection comes from AIRFLOW_CONN_IOC_WAREHOUSE_OWNER (JSON;
+    AIRFLOW_CONN_IOC_WAREHOUSE when unset), the login's password from IOC_WEB_PASSWORD; the page's
+    own service gets neither."""
     import json
 
-    conn = json.loads(os.environ["AIRFLOW_CONN_IOC_WAREHOUSE"])
+    conn = json.loads(os.environ.get("AIRFLOW_CONN_IOC_WAREHOUSE_OWNER") or os.environ["AIRFLOW_CONN_IOC_WAREHOUSE"])
     admin = psycopg2.extensions.make_dsn(host=conn["host"], port=conn.get("port"), user=conn["login"],
                                          password=conn.get("password"), dbname=conn["schema"])
     provision(admin, os.environ["IOC_WEB_PASSWORD"])

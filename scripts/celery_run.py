@@ -322,6 +322,7 @@ def main() -> int:
                 conn_type="postgres", host=params.get("host", "127.0.0.1"), port=int(params.get("port", 5432)),
                 login=params.get("user", "postgres"), password=params.get("password"), schema=wh_db)
         socket_dir = pipeline.ensure_warehouse()
+        pipeline.migrate_warehouse()   # as the owner, before any DAG (they only check it)
         pipeline.ensure_simulator(args.date, socket_dir)
         log(f"metadata database {meta_db}, broker {args.redis_url} queue {queue}, AIRFLOW_HOME {tmp / 'airflow'}")
         t_db = time.monotonic()

@@ -6,7 +6,8 @@ It supplies the embedded defaults of operations.md and nothing else:
   of the same embedded server, its REST API on 127.0.0.1:$IOC_SIM_PORT);
 - without AIRFLOW_VAR_IOC_PII_KEY: a random key kept in .data/secrets (demo only);
 - Airflow's own metadata in SQLite under .data/airflow.
-Then it runs the real DAGs with `airflow dags test <dag_id>` (as-of date in the run's conf), one
+It migrates the warehouse as its owner first (`migrate`, also `make migrate`: the DAGs only check
+that it is migrated). Then it runs the real DAGs with `airflow dags test <dag_id>` (as-of date in the run's conf), one
 after the other, printing `[n/N] <dag_id> ...`, a heartbeat with the latest progress line of the
 task log, and each DAG's outcome with every failure reason on its own line. It copies each run's
 task logs where `make ui` reads them. Ports (docs/operations.md): IOC_SIM_PORT for the simulator,
@@ -98,6 +99,37 @@ def ensure_warehouse() -> str | None:
     tcp = f", 127.0.0.1:{port} for password logins" if port == PG_TCP_PORT else ""
     log(f"warehouse: embedded PostgreSQL (socket {socket_dir}{tcp}), database ioc")
     return socket_dir
+
+
+def migrate_warehouse() -> list[str]:
+    """Apply the warehouse's migrations as its owner: AIRFLOW_CONN_IOC_WAREHOUSE_OWNER when set
+    (a deployment), else ioc_warehouse's login (the embedded server's superuser). A migration changed
+    after it was applied raises warehouse.MigrationError naming the file, nothing applied."""
+    from ioc_pipeline import config, warehouse
+
+    if not any(os.environ.get(f"AIRFLOW_CONN_{c.upper()}", "").strip()
+               for c in (config.WAREHOUSE_OWNER_CONN_ID, config.WAREHOUSE_CONN_ID)):
+        ensure_warehouse()   # the embedded defaults
+    owner = config.owner_params()
+    conn = warehouse.connect(owner.dsn(), application_name="ioc_migrate")
+    try:
+        applied = warehouse.migrate(conn)
+    finally:
+        conn.close()
+    log(f"warehouse: migrated as {owner.user}: " + (", ".join(applied) if applied else "nothing to apply"))
+    return applied
+
+
+def migrate() -> int:
+    """`make migrate`, the compose service warehouse-migrate: exit 1 naming the changed migration."""
+    from ioc_pipeline import warehouse
+
+    try:
+        migrate_warehouse()
+    except warehouse.MigrationError as exc:
+        print(f"[pipeline] migrate: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0
 
 
 def _create_db(socket_dir: str, name: str) -> None:
@@ -393,11 +425,14 @@ def main() -> int:
     q = sub.add_parser("quarantine", help="quarantined rows of a source per batch, with reasons (masked values)")
     q.add_argument("source")
     q.add_argument("--batch", type=int, help="only this batch, all its rows")
+    sub.add_parser("migrate", help="apply the warehouse's migrations as its owner (before any DAG runs)")
     sub.add_parser("web", help="start the IOC page (read-only, login ioc_dashboard) and print its URL")
     args = ap.parse_args()
 
     if args.cmd == "stop":
         return stop()
+    if args.cmd == "migrate":   # no Airflow here: the compose service warehouse-migrate runs it too
+        return migrate()
     if args.cmd == "web":
         airflow_env()
         ensure_warehouse()
@@ -412,6 +447,11 @@ def main() -> int:
     if args.cmd == "check-suite":
         return check_suite(args.source, as_of, args.suite, args.rows)
     socket_dir = ensure_warehouse()
+    try:
+        migrate_warehouse()   # once, as the owner, before any DAG: the DAGs only check it
+    except Exception as exc:  # noqa: BLE001 - MigrationError names the file; anything else: say which step
+        log(f"warehouse: migrate failed: {exc}")
+        return 1
     ensure_simulator(as_of, socket_dir)
     airflow_db()
     if args.cmd == "ui":
@@ -449,9 +489,9 @@ def check_suite(code: str, as_of: str, suite: str | None, rows: int | None) -> i
     source = sources[code]
     path = Path(suite) if suite else source.suite_path
     socket_dir = ensure_warehouse()
+    migrate_warehouse()
     conn = warehouse.connect()
     try:
-        warehouse.migrate(conn)
         t1 = time.monotonic()
         problems = suite_check.lint(conn, source, path)
         print(f"{path}: checked against the staged layout of {code} in {time.monotonic() - t1:.1f}s"
@@ -541,9 +581,9 @@ def docs() -> int:
     from ioc_pipeline.quality import data_docs
     from ioc_pipeline import warehouse
 
+    migrate_warehouse()
     conn = warehouse.connect()
     try:
-        warehouse.migrate(conn)
         index = data_docs.build(conn)
     finally:
         conn.close()
@@ -558,9 +598,9 @@ def quarantine(code: str, batch_id: int | None) -> int:
 
     source = catalog.get(code)
     limit = None if batch_id else 20   # one batch: every row; all batches: a sample of each
+    migrate_warehouse()
     conn = warehouse.connect()
     try:
-        warehouse.migrate(conn)
         found = quarantine_report.batches(conn, code, batch_id, limit=limit)
         still_open = quarantine_report.open_rows(conn, source)
         outcome = quarantine_report.batch_outcome(conn, code, batch_id) if batch_id and not found else None
@@ -594,7 +634,7 @@ def start_web() -> str:
     if not dsn:
         p = config.postgres_params(config.WAREHOUSE_CONN_ID)
         password = _secret(WEB_PASSWORD_FILE)
-        serve.provision(p.dsn(), password)   # migrations (ioc_reader, the views), then the login
+        serve.provision(config.owner_params().dsn(), password)   # migrations (ioc_reader, the views), then the login
         # the embedded server listening on TCP: log in the way a BI tool does, with the password
         host, port = ("127.0.0.1", p.port) if p.host.startswith("/") and p.port == PG_TCP_PORT else (p.host, p.port)
         dsn = psycopg2.extensions.make_dsn(host=host, port=port, dbname=p.dbname, user=serve.DASHBOARD_LOGIN,

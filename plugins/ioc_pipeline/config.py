@@ -21,7 +21,11 @@ INCLUDE_DIR = Path(os.environ.get("IOC_INCLUDE_DIR") or REPO_ROOT / "include").r
 SQL_DIR = INCLUDE_DIR / "sql"
 EXPECTATIONS_DIR = INCLUDE_DIR / "expectations"
 
-WAREHOUSE_CONN_ID = "ioc_warehouse"
+WAREHOUSE_CONN_ID = "ioc_warehouse"          # the DAGs' login: IN ROLE ioc_loader in a deployment
+# The owner's login (migrations, the IOC page's login): AIRFLOW_CONN_IOC_WAREHOUSE_OWNER in the
+# environment of `make migrate` / warehouse-migrate / ioc-web-login only, never in Airflow's store
+# (the DAGs must not hold it). Unset: the owner is ioc_warehouse's login (embedded: the superuser).
+WAREHOUSE_OWNER_CONN_ID = "ioc_warehouse_owner"
 # Assets are fixed at parse time, before any connection is read: they name a warehouse table by
 # the warehouse's logical host and database (the OpenLineage events carry the real address).
 WAREHOUSE_ASSET_AUTHORITY = "ioc-warehouse:5432"
@@ -112,6 +116,14 @@ def postgres_params(conn_id: str) -> PgParams:
         user=conn.login or "postgres",
         password=conn.password or None,
     )
+
+
+def owner_params() -> PgParams:
+    """The warehouse owner's connection (WAREHOUSE_OWNER_CONN_ID, read from the environment
+    only), else ioc_warehouse's (the embedded defaults: one superuser does everything)."""
+    if os.environ.get(f"AIRFLOW_CONN_{WAREHOUSE_OWNER_CONN_ID.upper()}", "").strip():
+        return postgres_params(WAREHOUSE_OWNER_CONN_ID)
+    return postgres_params(WAREHOUSE_CONN_ID)
 
 
 def get_variable(name: str, default: str | None = None) -> str | None:

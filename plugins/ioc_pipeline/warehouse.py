@@ -5,6 +5,11 @@ under an advisory lock (parallel DAG runs may start together), and recorded in
 audit.schema_migration. The administrative-unit reference data is loaded in the same pass
 and recorded under its package version, so it is read at migration time, never at run time;
 so is the indicator catalog (include/indicators.yaml), recorded under its checksum.
+
+Migrations run as the warehouse's owner, in a step of their own (`make migrate`, the compose
+service warehouse-migrate, before any DAG runs); the DAGs log in as a member of ioc_loader and
+only check (check_migrated) that everything is applied and unchanged. A migration file changed
+after it was applied stops both, naming the file: restore it, or put the change in a new file.
 """
 from __future__ import annotations
 
@@ -26,6 +31,13 @@ MIGRATIONS_DIR = config.SQL_DIR / "migrations"
 IOC_COMMENTS = config.SQL_DIR / "ioc" / "comments.sql"   # descriptions of the ioc views (not a migration)
 _MIGRATION_LOCK = 0x10C_06  # pg_advisory_xact_lock key: one migrator at a time
 _MIGRATION_FILE = re.compile(r"(\d{3})_[a-z0-9_]+\.sql")
+MIGRATE_HINT = ("run `make migrate` (docker compose: the warehouse-migrate service) with the owner's login, "
+                "then the DAG again")
+
+
+class MigrationError(config.ConfigError):
+    """The warehouse does not match include/sql/migrations (or the reference data, the indicator
+    catalog): a migration is missing, or a file changed after it was applied. Retrying cannot fix it."""
 
 
 def connect(dsn: str | None = None, *, application_name: str = "ioc_pipeline"):
@@ -64,8 +76,50 @@ def migration_files() -> list[Path]:
     return files
 
 
+def _checksum(path: Path) -> str:
+    return hashlib.sha256(path.read_text(encoding="utf-8").encode()).hexdigest()
+
+
+def _changed(path: Path, recorded: str, checksum: str) -> str:
+    return (f"migration {path.name} changed after it was applied (checksum {recorded[:12]} applied, "
+            f"{checksum[:12]} in the file): restore the applied file (git log -p -- include/sql/migrations/{path.name}) and put "
+            f"the change in a new migration")
+
+
+def _expected() -> list[tuple[str, str, str]]:
+    """(version, checksum, what) of everything migrate records, in the order it applies them."""
+    from ioc_pipeline.reference import admin_units
+    from ioc_pipeline.views import indicator_catalog
+
+    ref = "reference:" + admin_units.REFERENCE_VERSION
+    indicators = indicator_catalog.version()
+    return ([(p.name, _checksum(p), f"migration {p.name}") for p in migration_files()]
+            + [(ref, ref, f"the administrative units of {admin_units.REFERENCE_VERSION}"),
+               (indicators, indicators, "the indicator catalog as include/indicators.yaml is now"),
+               ("ioc/comments.sql", _checksum(IOC_COMMENTS), "the descriptions of the ioc views (ioc/comments.sql)")])
+
+
+def check_migrated(conn) -> None:
+    """Raise MigrationError unless every migration, the reference data, the indicator catalog
+    and the ioc views' descriptions are applied, each as its file is now (what the DAGs run first:
+    they never migrate, their login may not). Reads audit.schema_migration only."""
+    with transaction(conn) as cur:
+        cur.execute("SELECT to_regclass('audit.schema_migration') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            raise MigrationError(f"the warehouse is not migrated (no audit.schema_migration): {MIGRATE_HINT}")
+        cur.execute("SELECT version, checksum FROM audit.schema_migration")
+        done = dict(cur.fetchall())
+    for path in migration_files():
+        if path.name in done and done[path.name] != (checksum := _checksum(path)):
+            raise MigrationError(_changed(path, done[path.name], checksum))
+    missing = [what for version, checksum, what in _expected() if done.get(version) != checksum]
+    if missing:
+        raise MigrationError(f"the warehouse is not migrated: {'; '.join(missing)} not applied: {MIGRATE_HINT}")
+
+
 def migrate(conn) -> list[str]:
-    """Apply pending migrations and reference data; return what was applied."""
+    """Apply pending migrations and reference data; return what was applied. MigrationError,
+    and nothing applied, when a migration changed after it was applied."""
     log.info("warehouse: checking migrations (the first run also loads the administrative units)")
     from ioc_pipeline.reference import admin_units  # the reference loader pulls in its package data only here
     from ioc_pipeline.views import indicator_catalog
@@ -82,13 +136,15 @@ def migrate(conn) -> list[str]:
         )
         cur.execute("SELECT version, checksum FROM audit.schema_migration")
         done = dict(cur.fetchall())
-        for path in migration_files():
+        files = migration_files()
+        for path in files:
+            if path.name in done and done[path.name] != (checksum := _checksum(path)):
+                raise MigrationError(_changed(path, done[path.name], checksum))
+        for path in files:
+            if path.name in done:
+                continue
             text = path.read_text(encoding="utf-8")
             checksum = hashlib.sha256(text.encode()).hexdigest()
-            if path.name in done:
-                if done[path.name] != checksum:
-                    log.warning("migration %s changed after it was applied; add a new migration instead", path.name)
-                continue
             log.info("applying migration %s", path.name)
             cur.execute(text)
             cur.execute("INSERT INTO audit.schema_migration (version, checksum) VALUES (%s, %s)", (path.name, checksum))

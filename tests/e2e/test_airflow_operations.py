@@ -101,7 +101,7 @@ class SilentSource:
         self.server.server_close()
 
 
-def test_task_past_its_timeout_fails_naming_itself(airflow_env, make_database, tmp_path):
+def test_task_past_its_timeout_fails_naming_itself(airflow_env, make_warehouse, tmp_path):
     """ingest_civil_status built by the factory with a 5 s limit on extract and no retries."""
     dags = tmp_path / "dags"
     dags.mkdir()
@@ -115,7 +115,7 @@ def test_task_past_its_timeout_fails_naming_itself(airflow_env, make_database, t
         "dag.get_task('extract').retries = 0\n")
     source, endpoint = SilentSource(), AlertEndpoint()
     env = {**airflow_env, "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-           "AIRFLOW_CONN_IOC_WAREHOUSE": conn_json(make_database("ioc_ops_timeout")),
+           "AIRFLOW_CONN_IOC_WAREHOUSE": conn_json(make_warehouse("ioc_ops_timeout")),   # migrated: the DAGs only check
            "AIRFLOW_CONN_SECTOR_CIVIL_STATUS": http_conn_json(source.port, "tok"),
            "AIRFLOW_CONN_IOC_ALERTS": endpoint.conn_json(), "AIRFLOW_VAR_IOC_PII_KEY": "ops-test-key-0123456789"}
     try:
@@ -134,12 +134,13 @@ def test_task_past_its_timeout_fails_naming_itself(airflow_env, make_database, t
     assert took < 300
 
 
-def test_lineage_events_link_the_source_to_its_core_table_and_the_ioc_views(airflow_env, make_database, tmp_path):
+def test_lineage_events_link_the_source_to_its_core_table_and_the_ioc_views(airflow_env, make_database,
+                                                                             make_warehouse, tmp_path):
     """The OpenLineage provider's events of a real ingest_land run and the refresh, captured with
     the file transport: land's SQL table -> core.land -> the ioc views."""
     from simulator import land as sim_land
 
-    warehouse_dsn, sim_dsn = make_database("ioc_ops_lineage_wh"), make_database("ioc_ops_lineage_sim")
+    warehouse_dsn, sim_dsn = make_warehouse("ioc_ops_lineage_wh"), make_database("ioc_ops_lineage_sim")
     sim_land.generate(sim_dsn, until=dt.date(2026, 11, 20), certificates=300, seed=6)
     events_file = tmp_path / "openlineage.jsonl"
     env = {**airflow_env, "AIRFLOW_CONN_IOC_WAREHOUSE": conn_json(warehouse_dsn),

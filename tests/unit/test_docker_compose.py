@@ -98,7 +98,8 @@ def test_secrets_come_from_env_file_and_none_is_committed():
     missing = required - values.keys()
     assert not missing, f"required by docker-compose.yaml but not explained in .env.example: {missing}"
     for name in ("AIRFLOW_DB_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY",
-                 "IOC_PII_KEY", "WAREHOUSE_PASSWORD", "SIM_TOKEN", "SECTOR_DB_PASSWORD"):
+                 "IOC_PII_KEY", "WAREHOUSE_PASSWORD", "WAREHOUSE_OWNER_PASSWORD", "WAREHOUSE_AIRFLOW_PASSWORD",
+                 "SIM_TOKEN", "SECTOR_DB_PASSWORD"):
         assert name in required, f"{name} must be required (${{{name}:?...}})"
         assert values[name] == "", f".env.example must not carry a value for the secret {name}"
     assert ".env" in (REPO / ".gitignore").read_text().split()
@@ -113,7 +114,7 @@ def test_connections_point_at_the_stack_services():
     needed = {s.connection for s in catalog.load().values()} | {"ioc_warehouse"}
     assert needed <= conns.keys(), f"connections without a value in the stack: {needed - conns.keys()}"
     assert conns["ioc_warehouse"]["host"] == "warehouse"
-    assert conns["ioc_warehouse"]["password"] == values["WAREHOUSE_PASSWORD"]
+    assert conns["ioc_warehouse"]["password"] == values["WAREHOUSE_AIRFLOW_PASSWORD"]
     serve = interpolate(" ".join(command(SERVICES["simulator"])), values)
     sim_port = int(re.search(r"simulator serve .*--port (\d+)", serve).group(1))
     for conn_id, conn in conns.items():
@@ -215,3 +216,58 @@ def test_debian_override_points_every_service_at_images_from_debian_packages():
             assert (REPO / "docker" / "debian" / f"{image.split('/')[1].split(':')[0]}.Dockerfile").is_file(), name
             assert image.removeprefix("ioc-debian/") in script, name   # the image the script builds
     assert "debootstrap" in script and "docker import" in script
+
+
+def _conn(service: dict, conn_id: str, values: dict[str, str]) -> dict:
+    return json.loads(interpolate(service["environment"][f"AIRFLOW_CONN_{conn_id.upper()}"], values))
+
+
+def _init_sql() -> str:
+    lines = (REPO / "docker" / "warehouse-roles.sh").read_text().splitlines()
+    return "\n".join(ln for ln in lines if not ln.lstrip().startswith("#"))
+
+
+def test_airflow_warehouse_login_is_not_a_superuser():
+    """Airflow logs in to the warehouse as ioc_airflow (IN ROLE ioc_loader), made by the warehouse's
+    init script without SUPERUSER, CREATEDB or CREATEROLE; the superuser (POSTGRES_USER) and the owner
+    are no Airflow service's, nor their passwords."""
+    values = {k: f"x-{k.lower()}" for k in env_example()}
+    superuser = SERVICES["warehouse"]["environment"]["POSTGRES_USER"]
+    mounts = [v for v in SERVICES["warehouse"]["volumes"] if "/docker-entrypoint-initdb.d/" in v]
+    assert mounts and mounts[0].split(":")[0] == "./docker/warehouse-roles.sh", \
+        "the warehouse makes its logins at first start (docker/warehouse-roles.sh in /docker-entrypoint-initdb.d)"
+    create = {m.group(1): m.group(2) for m in re.finditer(r"CREATE ROLE (\w+)([^;]*);", _init_sql())}
+    owner = _conn(SERVICES["warehouse-migrate"], "ioc_warehouse_owner", values)["login"]
+    assert owner in create and "NOSUPERUSER" in create[owner], "the owner is a login of its own, not a superuser"
+    assert owner != superuser
+    for name, service in airflow_services().items():
+        env = service["environment"]
+        login = _conn(service, "ioc_warehouse", values)["login"]
+        assert login not in (superuser, owner), f"{name}: Airflow's warehouse login is the superuser or the owner"
+        assert login in create, f"{name}: {login} is not made by docker/warehouse-roles.sh"
+        attrs = create[login].upper()
+        assert "IN ROLE IOC_LOADER" in attrs and not re.search(r"(?<!NO)(SUPERUSER|CREATEDB|CREATEROLE)", attrs), attrs
+        text = json.dumps(env)
+        for secret in ("WAREHOUSE_PASSWORD:", "WAREHOUSE_OWNER_PASSWORD"):
+            assert secret not in text, f"{name} holds {secret.rstrip(':')}"
+        assert "AIRFLOW_CONN_IOC_WAREHOUSE_OWNER" not in env, f"{name} holds the owner's connection"
+    assert "ioc_loader" in create and "LOGIN" not in create["ioc_loader"].replace("NOLOGIN", "")
+
+
+def test_an_init_service_migrates_the_warehouse_before_the_dags_run():
+    """warehouse-migrate (one-shot, the pipeline image) applies the migrations as the owner once the
+    warehouse is up; every Airflow service, and the IOC page's login maker, waits for its success."""
+    values = {k: f"x-{k.lower()}" for k in env_example()}
+    migrate = SERVICES["warehouse-migrate"]
+    assert command(migrate) == ["python", "scripts/pipeline.py", "migrate"]
+    assert migrate["image"] == SERVICES["airflow-worker"]["image"] and "build" in migrate
+    assert migrate.get("restart") == "no" and not migrate.get("profiles")
+    assert migrate["depends_on"] == {"warehouse": {"condition": "service_healthy"}}
+    owner = _conn(migrate, "ioc_warehouse_owner", values)
+    assert (owner["host"], owner["schema"]) == ("warehouse", SERVICES["warehouse"]["environment"]["POSTGRES_DB"])
+    assert owner["password"] == values["WAREHOUSE_OWNER_PASSWORD"]
+    assert "AIRFLOW_CONN_IOC_WAREHOUSE" not in migrate["environment"], "migrate logs in as the owner only"
+    for name, service in {**airflow_services(), "ioc-web-login": SERVICES["ioc-web-login"]}.items():
+        assert service["depends_on"].get("warehouse-migrate") == {"condition": "service_completed_successfully"}, \
+            f"{name} does not wait for warehouse-migrate to complete"
+    assert _conn(SERVICES["ioc-web-login"], "ioc_warehouse_owner", values)["login"] == owner["login"]

@@ -74,7 +74,7 @@ with the `as_of_date` param (docs/operations.md, "As-of date").
 {_reads(source)}
 {_window(source)}
 
-**Tasks**: `begin` (migrations, as-of date, audit rows, window, staging table) → `extract`
+**Tasks**: `begin` (checks the warehouse is migrated, as-of date, audit rows, window, staging table) → `extract`
 (retried with backoff) → `validate` → `publish`; `cleanup` drops the staging tables whatever happened.
 
 **Writes** {", ".join(writes)}: the latest valid version per key ({", ".join(f"`{k}`" for k in source.key)}),

@@ -41,7 +41,7 @@ REFRESH_DEADLINE = dt.timedelta(hours=6) - dt.timedelta(hours=2, minutes=30)
 # limits leave room for a 10M-row history on a busy machine; a task past its limit fails naming
 # itself (AirflowTaskTimeout) and notifies like any failure.
 TASK_TIMEOUTS = {
-    "begin": dt.timedelta(minutes=15),          # migrations, reference data on a new warehouse
+    "begin": dt.timedelta(minutes=15),          # the migration check, the run's audit rows, the window
     "extract": dt.timedelta(hours=2),
     "validate": dt.timedelta(hours=1),
     "publish": dt.timedelta(hours=1),
@@ -168,7 +168,7 @@ def build_file_ingest_dag(source: Source) -> DAG:
 
         @task(**_limits("begin"))
         def begin(**context) -> dict:
-            """Migrate, resolve the as-of date, open the run, list the deliveries to load."""
+            """Check the warehouse is migrated, resolve the as-of date, open the run, list the deliveries."""
             from ioc_pipeline.orchestration import asof
             from ioc_pipeline.ingest import batch, file_batches, runner
             from ioc_pipeline import warehouse
@@ -177,7 +177,7 @@ def build_file_ingest_dag(source: Source) -> DAG:
             as_of = asof.from_context(context)
             with runner.session() as ses:
                 try:
-                    warehouse.migrate(ses.conn)
+                    warehouse.check_migrated(ses.conn)   # migrated before, as the owner
                     run_key = batch.open_run(ses.conn, source, context["run_id"], as_of, key=ses.key)
                     todo = file_batches.pending(ses.conn, source, file_source.landing_root(source), as_of)
                 except Exception as exc:  # e.g. no landing folder: the run failed, say so in freshness
@@ -229,7 +229,7 @@ def build_ingest_dag(source: Source) -> DAG:
 
         @task(**_limits("begin"))
         def begin(**context) -> dict:
-            """Migrate, resolve the as-of date, open the run and its batch, create staging."""
+            """Check the warehouse is migrated, resolve the as-of date, open the run and its batch, create staging."""
             from ioc_pipeline.orchestration import asof
             from ioc_pipeline.ingest import runner
             from ioc_pipeline import warehouse
@@ -238,7 +238,7 @@ def build_ingest_dag(source: Source) -> DAG:
             replay = (context.get("params") or {}).get("replay_batch")
             with runner.session() as ses:
                 try:
-                    warehouse.migrate(ses.conn)
+                    warehouse.check_migrated(ses.conn)   # migrated before, as the owner
                     plan = runner.open_window(ses, source, context["run_id"], as_of,
                                               replay_batch=int(replay) if replay not in (None, "") else None)
                 except Exception as exc:  # a refused key, a bad setting: freshness must show the failure
@@ -339,7 +339,7 @@ def build_refresh_dag(sources: list[Source]) -> DAG:
             as_of = asof.from_context(context)
             conn = warehouse.connect()
             try:
-                warehouse.migrate(conn)
+                warehouse.check_migrated(conn)
                 return refresh.refresh(conn, as_of, config.province_code())
             finally:
                 conn.close()
