@@ -20,7 +20,7 @@
 #     dockerd, if this script started it). Logs of every service stay in .stack/logs.
 #
 # Environment: STACK_BASE=auto|registry|debian (auto: debian when no registry answers),
-# STACK_AS_OF (default 2026-11-20), STACK_KEEP=1 (leave the stack up: no teardown),
+# STACK_AS_OF (default: yesterday in Asia/Ho_Chi_Minh), STACK_KEEP=1 (leave the stack up: no teardown),
 # STACK_API_PORT/STACK_WAREHOUSE_PORT/STACK_SECTOR_DB_PORT/STACK_WEB_PORT (host ports, loopback).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +28,9 @@ REPO="$(pwd)"
 OUT="$REPO/.stack"
 PY="${PY:-$REPO/.venv/bin/python}"
 PROJECT="${STACK_PROJECT:-ioc-stack-check}"
-AS_OF="${STACK_AS_OF:-2026-11-20}"
+# yesterday in the province: the as-of date of the nightly runs the scheduler makes when the DAGs
+# are unpaused (their latest cron slot), so those runs and the check's agree
+AS_OF="${STACK_AS_OF:-$(TZ=Asia/Ho_Chi_Minh date -d yesterday +%F)}"
 API_PORT="${STACK_API_PORT:-18080}"
 WH_PORT="${STACK_WAREHOUSE_PORT:-15433}"
 SIM_DB_PORT="${STACK_SECTOR_DB_PORT:-15434}"
@@ -207,6 +209,7 @@ LANDING="$(docker volume inspect -f '{{.Mountpoint}}' "$(docker volume ls -q --f
 COMMON=(--api "http://127.0.0.1:$API_PORT" --password-file "$OUT/passwords.json")
 DB=(--as-of "$AS_OF" --landing "$LANDING"
     --warehouse-dsn "host=127.0.0.1 port=$WH_PORT dbname=ioc user=ioc_dashboard password=$(get IOC_WEB_PASSWORD)"
+    --audit-dsn "host=127.0.0.1 port=$WH_PORT dbname=ioc user=ioc_airflow password=$(get WAREHOUSE_AIRFLOW_PASSWORD)"
     --sim-dsn "host=127.0.0.1 port=$SIM_DB_PORT dbname=sector_sim user=sector password=$(get SECTOR_DB_PASSWORD)")
 
 # ---------------------------------------------------------------- 5. the night

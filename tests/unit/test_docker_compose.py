@@ -43,8 +43,12 @@ def interpolate(text: str, values: dict[str, str]) -> str:
 
 
 def command(service: dict) -> list[str]:
+    """The service's command; of a `bash -c "A && B"`, A (an init step followed by another)."""
     cmd = service.get("command", [])
-    return shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+    cmd = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+    if cmd[:2] == ["bash", "-c"] and "&&" in cmd[2] and "simulator" not in cmd[2]:
+        return shlex.split(cmd[2].split("&&")[0])
+    return cmd
 
 
 def airflow_services() -> dict[str, dict]:
@@ -62,6 +66,8 @@ def role(service: dict) -> str:
 
 def test_every_component_of_a_celery_deployment():
     roles = {role(s): name for name, s in airflow_services().items()}
+    # the init step also makes the REST sources' pools, without which their tasks never run
+    assert "ioc_pipeline.orchestration.pools" in " ".join(SERVICES[roles["db"]]["command"])
     for component in ("api-server", "scheduler", "dag-processor", "triggerer", "celery worker", "db"):
         assert component in roles, f"no Airflow service runs `airflow {component}`"
         assert not SERVICES[roles[component]].get("profiles"), f"{component} must start by default"
