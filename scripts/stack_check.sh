@@ -77,7 +77,10 @@ teardown() {
     fi
   fi
   if [ -n "$STARTED_DOCKERD" ] && [ "${STACK_KEEP:-0}" != 1 ]; then
-    kill "$STARTED_DOCKERD" 2>/dev/null && log "stopped the dockerd this check started (pid $STARTED_DOCKERD)"
+    kill "$STARTED_DOCKERD" 2>/dev/null
+    for _ in $(seq 30); do kill -0 "$STARTED_DOCKERD" 2>/dev/null || break; sleep 1; done
+    if kill -0 "$STARTED_DOCKERD" 2>/dev/null; then log "dockerd (pid $STARTED_DOCKERD) still running"; rc=1
+    else log "stopped the dockerd this check started (pid $STARTED_DOCKERD)"; fi
   fi
   summary "$rc"
   if [ "$rc" = 0 ]; then log "stack check passed"; else log "stack check FAILED (exit $rc); service logs in $OUT/logs"; fi
@@ -92,7 +95,9 @@ command -v dockerd >/dev/null || apt_install docker.io
 if ! docker info >/dev/null 2>&1; then
   command -v docker >/dev/null || apt_install docker.io
   log "no docker daemon answers: starting dockerd (log $OUT/logs/dockerd.log)"
-  as_root dockerd >"$OUT/logs/dockerd.log" 2>&1 &
+  # started directly (not through a shell function, whose subshell's pid would be the one recorded)
+  if [ "$(id -u)" = 0 ]; then dockerd >"$OUT/logs/dockerd.log" 2>&1 &
+  else sudo dockerd >"$OUT/logs/dockerd.log" 2>&1 & fi
   STARTED_DOCKERD=$!
   for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || die "dockerd did not start (see $OUT/logs/dockerd.log)"
