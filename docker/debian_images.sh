@@ -13,7 +13,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 SUITE="${DEBIAN_SUITE:-bookworm}"
 FORCE="${FORCE:-0}"
 
-# the mirror apt uses here (deb822 .sources or a one-line sources.list), else Debian's own
+# the mirror apt uses here (deb822 .sources or a one-line sources.list), or DEBIAN_MIRROR
 mirror="${DEBIAN_MIRROR:-}"
 if [ -z "$mirror" ]; then
   mirror="$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | grep -v security | head -n1 || true)"
@@ -21,7 +21,7 @@ fi
 if [ -z "$mirror" ]; then
   mirror="$(grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk '{print $2}' | grep -v security | head -n1 || true)"
 fi
-mirror="${mirror:-http://deb.debian.org/debian}"
+[ -n "$mirror" ] || { echo "no Debian mirror in apt's sources: set DEBIAN_MIRROR" >&2; exit 1; }
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 
