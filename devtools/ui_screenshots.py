@@ -34,9 +34,11 @@ def latest_run_id(data: Path, dag_id: str) -> str:
     return run_id
 
 
-def shoot(url: str, path: Path, *, width: int = 1600, height: int = 1000, wait_s: float = 25) -> Path:
+def shoot(url: str, path: Path, *, width: int = 1600, height: int = 1000, wait_s: float = 25,
+          token: str | None = None) -> Path:
     """Open `url` in headless Chromium, let the page load its data for `wait_s` seconds, save a
-    PNG. Driven through the DevTools protocol: the UI polls the API all the time, so Chromium's
+    PNG. `token`: a JWT of the API server (POST /auth/token), handed to the UI as the `_token`
+    cookie its login sets, for a UI that asks for a login (the compose stack's). Driven through the DevTools protocol: the UI polls the API all the time, so Chromium's
     own --screenshot (virtual time) either never finishes or shoots an empty page."""
     import asyncio
     import tempfile
@@ -53,7 +55,7 @@ def shoot(url: str, path: Path, *, width: int = 1600, height: int = 1000, wait_s
                                 env={**os.environ, "TZ": LOCAL_TZ},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            png = asyncio.run(_capture(port, url, width, height, wait_s))
+            png = asyncio.run(_capture(port, url, width, height, wait_s, token))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -72,7 +74,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def _capture(port: int, url: str, width: int, height: int, wait_s: float) -> bytes:
+async def _capture(port: int, url: str, width: int, height: int, wait_s: float, token: str | None = None) -> bytes:
     import asyncio
     import base64
     import itertools
@@ -103,6 +105,8 @@ async def _capture(port: int, url: str, width: int, height: int, wait_s: float) 
 
         await call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
         await call("Emulation.setTimezoneOverride", timezoneId=LOCAL_TZ)
+        if token:
+            await call("Network.setCookie", name="_token", value=token, url=url)
         await call("Page.navigate", url=url)
         await asyncio.sleep(wait_s)
         shot = await call("Page.captureScreenshot", format="png")

@@ -43,8 +43,12 @@ def interpolate(text: str, values: dict[str, str]) -> str:
 
 
 def command(service: dict) -> list[str]:
+    """The service's command; of a `bash -c "A && B"`, A (an init step followed by another)."""
     cmd = service.get("command", [])
-    return shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+    cmd = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+    if cmd[:2] == ["bash", "-c"] and "&&" in cmd[2] and "simulator" not in cmd[2]:
+        return shlex.split(cmd[2].split("&&")[0])
+    return cmd
 
 
 def airflow_services() -> dict[str, dict]:
@@ -62,6 +66,8 @@ def role(service: dict) -> str:
 
 def test_every_component_of_a_celery_deployment():
     roles = {role(s): name for name, s in airflow_services().items()}
+    # the init step also makes the REST sources' pools, without which their tasks never run
+    assert "ioc_pipeline.orchestration.pools" in " ".join(SERVICES[roles["db"]]["command"])
     for component in ("api-server", "scheduler", "dag-processor", "triggerer", "celery worker", "db"):
         assert component in roles, f"no Airflow service runs `airflow {component}`"
         assert not SERVICES[roles[component]].get("profiles"), f"{component} must start by default"
@@ -88,7 +94,7 @@ def test_airflow_services_share_executor_jwt_secret_and_databases():
     exec_api = next(iter(envs.values()))["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
     api = next(n for n, s in services.items() if role(s) == "api-server")
     assert exec_api == f"http://{api}:8080/execution/"
-    assert "8080:8080" in SERVICES[api]["ports"]
+    assert "${AIRFLOW_API_PORT:-8080}:8080" in SERVICES[api]["ports"]   # host port from .env
 
 
 def test_secrets_come_from_env_file_and_none_is_committed():
@@ -152,11 +158,14 @@ def test_builds_mounts_and_named_volumes_exist():
 
 
 def test_dockerfile_installs_the_pinned_files_and_copies_what_exists():
-    lines = [ln.strip() for ln in (REPO / "Dockerfile").read_text().splitlines()]
-    base = next(ln.split()[1] for ln in lines if ln.startswith("FROM "))
+    text = (REPO / "Dockerfile").read_text()
+    lines = [ln.strip() for ln in text.splitlines()]
+    # the base is a build argument whose default is the registry's Python image
+    base = next(ln.split("=", 1)[1] for ln in lines if ln.startswith("ARG BASE_IMAGE="))
     assert base.startswith(("python:3.11", "apache/airflow:3.3.2-python3.11"))
-    assert any("pip install --require-hashes --no-deps -r requirements.lock" in ln for ln in lines)
-    copied = [src for ln in lines if ln.startswith("COPY ") for src in ln.split()[1:-1]]
+    assert all(ln.split()[1] == "${BASE_IMAGE}" for ln in lines if ln.startswith("FROM "))
+    assert "--require-hashes --no-deps -r /tmp/requirements.lock" in text
+    copied = [src for ln in lines if ln.startswith("COPY ") and "--from=" not in ln for src in ln.split()[1:-1]]
     for src in copied:
         assert (REPO / src).exists(), f"Dockerfile copies {src}, which is not in the repository"
     for needed in ("dags/", "plugins/", "include/", "simulator/", "scripts/", "requirements.lock"):
@@ -193,6 +202,26 @@ def test_airflow_commands_are_accepted_by_the_installed_airflow(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(argvs)], env=env, capture_output=True, text=True,
                           timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_debian_override_points_every_service_at_images_from_debian_packages():
+    """docker-compose.debian.yaml (no registry): every image of the stack comes from
+    docker/debian_images.sh or is built on its Python image without an index."""
+    override = yaml.safe_load((REPO / "docker-compose.debian.yaml").read_text())["services"]
+    script = (REPO / "docker" / "debian_images.sh").read_text()
+    assert set(override) <= set(SERVICES)
+    for name, service in SERVICES.items():
+        assert name in override, f"{name} keeps its registry image under docker-compose.debian.yaml"
+        if "build" in service:
+            args = override[name]["build"]["args"]
+            assert args == {"BASE_IMAGE": "ioc-debian/python:3.11", "PIP_INDEX": "--no-index"}, name
+            assert override[name]["build"]["context"] == service["build"]["context"], name
+        else:
+            image = override[name]["image"]
+            assert image.startswith("ioc-debian/"), name
+            assert (REPO / "docker" / "debian" / f"{image.split('/')[1].split(':')[0]}.Dockerfile").is_file(), name
+            assert image.removeprefix("ioc-debian/") in script, name   # the image the script builds
+    assert "debootstrap" in script and "docker import" in script
 
 
 def _conn(service: dict, conn_id: str, values: dict[str, str]) -> dict:

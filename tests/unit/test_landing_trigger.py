@@ -88,3 +88,20 @@ def test_watcher_events_carry_the_as_of_date_in_their_payload():
 def test_yesterday_is_the_local_calendar_day_before():
     # 2026-11-20 18:30 UTC is 2026-11-21 01:30 in Asia/Ho_Chi_Minh: yesterday is the 20th
     assert yesterday_local(dt.datetime(2026, 11, 20, 18, 30, tzinfo=dt.UTC)) == dt.date(2026, 11, 20)
+
+
+def test_a_second_copy_of_the_same_bytes_starts_nothing(landing, monkeypatch):
+    trigger = LandingDeliveryTrigger("health_visits", poll_seconds=0.2, settle_seconds=60)
+    name = "bhyt_visits_48001_20261119.csv"
+
+    def recopy(content):
+        def act():
+            deliver(landing, name)
+            (landing / "health" / name).write_text(content)
+            os.utime(landing / "health" / name, (time.time() - 300, time.time() - 300))
+        return act
+
+    actions = [None, lambda: deliver(landing, name), recopy("visit_id\n"), recopy("visit_id\nv2\n")]
+    events = asyncio.run(_events(trigger, actions, polls=5, monkeypatch=monkeypatch))
+    # the first delivery fires; the same bytes again (new mtime) do not; new bytes do
+    assert [e["files"] for e in events] == [[f"health/{name}"], [f"health/{name}"]]

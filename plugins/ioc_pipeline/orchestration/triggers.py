@@ -3,8 +3,10 @@ ingested nightly and also when a delivery arrives).
 
 Each file source's ingest DAG is scheduled on its nightly cron OR an Asset `ioc://landing/<code>`
 watched by this trigger (Airflow 3 asset watcher, run by the triggerer). The trigger polls the
-landing folder and fires when a settled delivery of the source's pattern appears or changes. What
-it saw when it started is its baseline and does not fire: the nightly run takes anything that
+landing folder and fires when a settled delivery of the source's pattern appears or its content
+changes: a file whose size or mtime changed is hashed (SHA-256, only then), and a copy of the same
+bytes over a delivery it already saw starts nothing. What it saw when it started is its baseline
+and does not fire: the nightly run takes anything that
 arrived while no triggerer was watching, and a run finds every pending file itself (the ledger
 decides what loads), so an extra or a missed event costs nothing.
 
@@ -51,6 +53,23 @@ def settled_files(source_code: str, settle_seconds: float) -> dict[str, tuple[in
     return found
 
 
+def file_digest(source_code: str, rel: str) -> str | None:
+    """SHA-256 of one delivery (None when it vanished meanwhile)."""
+    import hashlib
+
+    from ioc_pipeline.declaration import catalog
+    from ioc_pipeline.extract import file_source
+
+    h = hashlib.sha256()
+    try:
+        with open(file_source.landing_root(catalog.get(source_code)) / rel, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except FileNotFoundError:
+        return None
+    return h.hexdigest()
+
+
 def yesterday_local(now: dt.datetime | None = None) -> dt.date:
     from ioc_pipeline.orchestration.asof import local_date
 
@@ -60,7 +79,8 @@ def yesterday_local(now: dt.datetime | None = None) -> dt.date:
 class LandingDeliveryTrigger(BaseEventTrigger):
     """Fires once per poll in which settled deliveries of `source_code` appeared or changed."""
 
-    def __init__(self, source_code: str, poll_seconds: float = 60.0, settle_seconds: float = 60.0):
+    # a settled delivery (sources.md: unchanged for 60 s) starts its run within poll_seconds
+    def __init__(self, source_code: str, poll_seconds: float = 20.0, settle_seconds: float = 60.0):
         super().__init__()
         self.source_code = source_code
         self.poll_seconds = float(poll_seconds)
@@ -73,6 +93,7 @@ class LandingDeliveryTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         seen: dict[str, tuple[int, float]] | None = None
+        digests: dict[str, str] = {}   # name -> SHA-256 of the content it last fired for
         while True:
             try:
                 current = await asyncio.to_thread(settled_files, self.source_code, self.settle_seconds)
@@ -80,7 +101,15 @@ class LandingDeliveryTrigger(BaseEventTrigger):
                 log.warning("%s: landing folder not readable now: %s", self.source_code, exc)
                 current = seen or {}
             if seen is not None:
-                arrived = sorted(name for name, state in current.items() if seen.get(name) != state)
+                changed = sorted(name for name, state in current.items() if seen.get(name) != state)
+                arrived = []
+                for name in changed:
+                    digest = await asyncio.to_thread(file_digest, self.source_code, name)
+                    if digest is not None and digests.get(name) != digest:
+                        digests[name] = digest
+                        arrived.append(name)
+                    elif digest is not None:
+                        log.info("%s: %s copied again with the same content: no run", self.source_code, name)
                 if arrived:
                     log.info("%s: %d delivery(ies) arrived: %s", self.source_code, len(arrived), ", ".join(arrived[:20]))
                     yield TriggerEvent({"source_code": self.source_code, "files": arrived[:100],
