@@ -117,3 +117,25 @@ def test_changed_pii_key_is_refused(warehouse_db):
     run_batch(conn, warehouse_db, "civil_status", AS_OF, [[rec("K1")]], run_id="a")
     with pytest.raises(batch.BatchFailed, match="ioc_pii_key differs"):
         run_batch(conn, warehouse_db, "civil_status", AS_OF, [[rec("K1")]], run_id="b", key=b"another-key-0123456789")
+
+
+def test_each_failing_expectation_keeps_its_first_failing_rows_masked(warehouse_db):
+    """audit.validation_result.sample_rows: the first SAMPLE_ROWS failing rows of each failing
+    row-level expectation (by staged order), business key and judged value; a personal ID only
+    by its mask. Several expectations fail in one batch: each gets its own rows."""
+    conn = migrated(warehouse_db)
+    bad_sex = [rec(f"S{i}", subject_sex="?") for i in range(7)]
+    bad_prefix = [rec(f"P{i}", subject_cccd=f"999225{i:06d}") for i in range(2)]
+    filler = [rec(f"G{i}", subject_cccd=f"048225{i:06d}") for i in range(300)]
+    run_batch(conn, warehouse_db, "civil_status", AS_OF, [bad_sex + bad_prefix + filler])
+    with conn.cursor() as cur:
+        cur.execute("SELECT expectation_index, sample_rows FROM audit.validation_result"
+                    " WHERE NOT success AND sample_rows IS NOT NULL ORDER BY 1")
+        samples = dict(cur.fetchall())
+    conn.commit()
+    assert samples[19] == [{"key": f"S{i}", "value": "?"} for i in range(batch.SAMPLE_ROWS)]
+    assert [s["key"] for s in samples[11]] == ["P0", "P1"]
+    assert {s["value"] for s in samples[11]} == {"999*********"}   # the mask, never the ID
+    # "?" also disagrees with the sex digit of the ID: that rule names the same rows, by the mask
+    assert samples[14] == [{"key": f"S{i}", "value": "048*********"} for i in range(batch.SAMPLE_ROWS)]
+    assert set(samples) == {11, 14, 19}

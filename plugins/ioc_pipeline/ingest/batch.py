@@ -435,16 +435,28 @@ def _record_volume_collapse(cur, source: Source, plan: BatchPlan) -> None:
 SAMPLE_ROWS = 5   # failing rows kept with each expectation result (Data Docs, check-suite)
 
 
-def sample_failing_rows(cur, source: Source, table: str, column: str | None, row_ids: list[int]) -> list[dict]:
-    """Up to SAMPLE_ROWS failing rows of an expectation: business key and the judged field as
-    quarantine shows it (personal IDs by their mask only)."""
-    if not row_ids:
-        return []
-    value = masked_value_sql(source, sql.Literal(column)) if column else sql.SQL("NULL")
-    cur.execute(sql.SQL("SELECT {key}, left({value}, 100) FROM {t} s WHERE _row_id = ANY(%s) ORDER BY _row_id LIMIT %s")
-                .format(key=business_key_sql(source), value=value, t=sql.Identifier(staging.SCHEMA, table)),
-                (row_ids[:1000], SAMPLE_ROWS))
-    return [{"key": k, "value": v} for k, v in cur.fetchall()]
+def sample_failing_rows(cur, source: Source, table: str, results) -> dict[int, list[dict]]:
+    """Up to SAMPLE_ROWS failing rows of each result that names rows, by expectation index:
+    business key and the judged field as quarantine shows it (personal IDs by their mask only).
+
+    One join over the staged table for every result: a lookup per result would scan a 1M-row
+    batch once per failing expectation (15 s of tuition's 25 s validate step at 1M rows)."""
+    wanted = [(r.index, row_id, r.column) for r in results for row_id in sorted(r.failing_row_ids)[:SAMPLE_ROWS]]
+    if not wanted:
+        return {}
+    idx, row_ids, columns = (list(x) for x in zip(*wanted))
+    value = masked_value_sql(source, sql.SQL("u._sample_column"))
+    # u's column names cannot meet a source field's (the key expression names fields unqualified)
+    cur.execute(sql.SQL(
+        "SELECT u._sample_index, {key}, left({value}, 100)"
+        "  FROM unnest(%s::int[], %s::bigint[], %s::text[]) AS u(_sample_index, _sample_row_id, _sample_column)"
+        "  JOIN {t} s ON s._row_id = u._sample_row_id ORDER BY u._sample_index, u._sample_row_id"
+    ).format(key=business_key_sql(source), value=value, t=sql.Identifier(staging.SCHEMA, table)),
+        (idx, row_ids, columns))
+    samples: dict[int, list[dict]] = {}
+    for index, key, val in cur.fetchall():
+        samples.setdefault(index, []).append({"key": key, "value": val})
+    return samples
 
 
 def rejects_table(plan: BatchPlan) -> str:
@@ -482,8 +494,9 @@ def validate(conn, source: Source, plan: BatchPlan, *, sqlalchemy_url: str) -> d
     rejects = rejects_table(plan)
     with warehouse.transaction(conn) as cur:
         cur.execute("DELETE FROM audit.validation_result WHERE batch_id = %s", (plan.batch_id,))
+        samples = sample_failing_rows(cur, source, plan.staging_table, results)
         for r in results:
-            sample = sample_failing_rows(cur, source, plan.staging_table, r.column, r.failing_row_ids)
+            sample = samples.get(r.index)
             cur.execute(
                 """INSERT INTO audit.validation_result (batch_id, source_code, expectation_index, expectation_type,
                        column_name, severity, row_level, success, observed_value, element_count, unexpected_count,

@@ -197,8 +197,7 @@ def check(conn, source: Source, as_of: dt.date, *, fetch, key: bytes, province_c
         distinct = batch.count_keys(conn, source, plan)
         results = validation.validate_table(sqlalchemy_url, staging.SCHEMA, plan.staging_table, suite)
         with warehouse.transaction(conn) as cur:
-            keys = {r.index: batch.sample_failing_rows(cur, source, plan.staging_table, r.column, r.failing_row_ids)
-                    for r in results if r.failing_row_ids}
+            keys = batch.sample_failing_rows(cur, source, plan.staging_table, results)
     quarantined = len({i for r in results if r.row_level and r.severity == "critical" and not r.success
                        for i in r.failing_row_ids})
     specs = {s.index: s for s in suite.specs}
