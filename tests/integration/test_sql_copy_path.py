@@ -25,6 +25,7 @@ HOSTILE = [
     ("C5", "", "   "),
     ("C6", "abc\\def", "\\N"),
     ("C7", "048190001234", "\u2000"),
+    ("C8", "\u00a0048190001234", "\u3000P8"),   # text after leading Unicode whitespace
 ]
 
 
