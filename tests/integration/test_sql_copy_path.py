@@ -11,7 +11,7 @@ import pytest
 from ioc_pipeline import warehouse
 from ioc_pipeline.declaration import catalog
 from ioc_pipeline.extract import fetchers
-from ioc_pipeline.ingest import batch, staging
+from ioc_pipeline.ingest import batch, row_workers, staging
 from tests.integration.warehouse_helpers import KEY, PROVINCE, migrated
 
 AS_OF = dt.date(2026, 11, 19)
@@ -68,13 +68,20 @@ def test_copy_path_stages_what_the_item_path_stages(make_database, monkeypatch):
     by_copy = _staged(warehouse_dsn, plan.staging_table)
 
     items, _ = fetch()
-    n, _checksum, _seen, extra = batch.stage_items(conn, source, plan, items, key=KEY)
+    n, checksum, _seen, extra = batch.stage_items(conn, source, plan, items, key=KEY)
     by_items = _staged(warehouse_dsn, plan.staging_table)
+
+    # the item path of a large batch: chunks encoded by worker processes, in order
+    monkeypatch.setattr(row_workers, "CHUNK_ROWS", 3)
+    items, _ = fetch()
+    n_workers, checksum_workers, _seen, _extra = batch.stage_items(conn, source, plan, items, key=KEY)
+    by_workers = _staged(warehouse_dsn, plan.staging_table)
     conn.close()
 
-    assert stats.rows_read == n == len(HOSTILE) and stats.distinct_keys == len(HOSTILE)
+    assert stats.rows_read == n == n_workers == len(HOSTILE) and stats.distinct_keys == len(HOSTILE)
     assert stats.extra_columns == sorted(extra) == ["remarks"]
-    assert by_copy == by_items
+    assert by_copy == by_items == by_workers
+    assert checksum_workers == checksum
     cols = list(staging.rows_mod.staging_columns(source))
     first = dict(zip(cols, by_copy[0]))
     assert first["owner_cccd_mask"] == "048*********" and first["owner_cccd_well_formed"] is True

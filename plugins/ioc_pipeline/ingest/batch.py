@@ -32,7 +32,7 @@ from ioc_pipeline import failure_text, progress, warehouse
 from ioc_pipeline.errors import BatchFailed
 from ioc_pipeline.extract.window import Window
 from ioc_pipeline.personal_data import pii
-from ioc_pipeline.ingest import merge, rows, staging
+from ioc_pipeline.ingest import merge, row_workers, rows, staging
 from ioc_pipeline.declaration.catalog import Source
 
 log = logging.getLogger(__name__)
@@ -251,15 +251,17 @@ def stage_items(conn, source: Source, plan: BatchPlan, items: Iterable[dict], *,
         staging.truncate(cur, plan.staging_table)
         writer = staging.CopyWriter(cur, plan.staging_table, rows.staging_columns(source))
         try:
-            for item in items:
-                if not isinstance(item, dict):
-                    raise BatchFailed(f"{source.code}: the source sent a non-object item ({type(item).__name__})")
-                keys = item.keys()
-                seen.update(keys)
-                if not keys <= known:
-                    extra.update(_column_label(k) for k in keys if k not in known)
-                writer.write(build(writer.rows + 1, item))
-                counted.add()
+            with row_workers.Encoder(build, writer) as encoder:
+                for item in items:
+                    if not isinstance(item, dict):
+                        raise BatchFailed(f"{source.code}: the source sent a non-object item ({type(item).__name__})")
+                    keys = item.keys()
+                    seen.update(keys)
+                    if not keys <= known:
+                        extra.update(_column_label(k) for k in keys if k not in known)
+                    encoder.add(item)
+                    counted.add()
+                encoder.finish()
             writer.flush()
         except BaseException:
             writer.abandon()

@@ -170,6 +170,18 @@ def _encode(value) -> str:
     return str(value).translate(_ESCAPES)
 
 
+def encode_line(row: Iterable) -> str:
+    """One row as a COPY text line. Most rows hold no character COPY escapes: their values are
+    joined as they are and the line is checked once (as many tabs as separators, a backslash
+    only per NULL, no line break); a row that fails the check is encoded value by value."""
+    row = row if row.__class__ in (list, tuple) else list(row)
+    line = "\t".join([v if v.__class__ is str else _encode(v) for v in row])
+    if (line.count("\t") == len(row) - 1 and line.count("\\") == row.count(None)
+            and "\n" not in line and "\r" not in line):
+        return line + "\n"
+    return "\t".join(map(_encode, row)) + "\n"
+
+
 class CopyWriter:
     """Streams rows into a staging table with COPY; keeps a count and a checksum. Each chunk of
     a few MB is sent by a thread while the caller builds the next one, so the row building
@@ -188,10 +200,18 @@ class CopyWriter:
         self._error: BaseException | None = None
 
     def write(self, row: Iterable) -> None:
-        line = "\t".join(map(_encode, row)) + "\n"
+        line = encode_line(row)
         self._buf.write(line)
         self._size += len(line)
         self.rows += 1
+        if self._size >= _FLUSH_BYTES:
+            self._send()
+
+    def write_text(self, text: str, rows: int) -> None:
+        """`rows` rows already encoded as COPY text lines (row_workers.encode_chunk)."""
+        self._buf.write(text)
+        self._size += len(text)
+        self.rows += rows
         if self._size >= _FLUSH_BYTES:
             self._send()
 
