@@ -92,3 +92,32 @@ def test_catalog_entry():
     source = catalog.get(SOURCE)
     assert source.kind == "sql" and source.extra["table"] == "public.tuition_payments"
     assert not any(f.pii for f in source.fields)   # student_ref is the school's number, not personal
+
+
+def test_all_new_keys_load_by_plain_insert_and_a_stored_key_by_the_guarded_upsert(warehouse_db, caplog):
+    """A batch whose keys are all new is written without ON CONFLICT (merge.any_key_stored);
+    as soon as one staged key is stored, the guarded upsert runs: same rows either way."""
+    conn = migrated(warehouse_db)
+    caplog.set_level("INFO", logger="ioc_pipeline.ingest.batch")
+
+    def merge_lines():
+        lines = [r.getMessage() for r in caplog.records if "merge into core.tuition" in r.getMessage() and "done in" in r.getMessage()]
+        caplog.clear()
+        return lines
+
+    _, first = run_batch(conn, warehouse_db, SOURCE, AS_OF - dt.timedelta(days=1), [FILLER[:60]], run_id="r1")
+    assert ["every key new: plain insert" in line for line in merge_lines()] == [True]
+    # F0 again, older (must not win) and F1 newer (wins), plus new keys: the upsert
+    _, second = run_batch(conn, warehouse_db, SOURCE, AS_OF, [[
+        pay("F0", school_year="2025-2026", paid_at="2025-10-01 09:00:00+07", updated_at="2026-01-01 00:00:00+07",
+            channel="cash"),
+        pay("F1", school_year="2025-2026", paid_at="2025-10-01 09:00:00+07", updated_at="2026-12-01 00:00:00+07",
+            channel="qr")] + [pay(f"N{i}") for i in range(60)]], run_id="r2")
+    assert ["plain insert" in line for line in merge_lines()] == [False]
+    with conn.cursor() as cur:
+        cur.execute("SELECT payment_id, channel FROM core.tuition WHERE payment_id IN ('F0', 'F1') ORDER BY 1")
+        assert cur.fetchall() == [("F0", "bank_transfer"), ("F1", "qr")]
+        cur.execute("SELECT count(*) FROM core.tuition")
+        assert cur.fetchone()[0] == 60 + 60
+    conn.commit()
+    assert first["rows_loaded"] == 60 and second["rows_loaded"] == 61   # F1 and the 60 new; F0 kept

@@ -524,6 +524,8 @@ def validate(conn, source: Source, plan: BatchPlan, *, sqlalchemy_url: str) -> d
                     writer.write((row_id, r.index, r.type, r.column, reason))
         writer.flush()
         _reject_oversized_keys(cur, source, plan, rejects)
+        # its size known, publish's joins hash the (small) rejects and not the whole batch
+        cur.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(staging.SCHEMA, rejects)))
         cur.execute(sql.SQL("SELECT count(DISTINCT _row_id) FROM {}").format(sql.Identifier(staging.SCHEMA, rejects)))
         quarantined = cur.fetchone()[0]
         cur.execute("SELECT distinct_keys FROM audit.batch WHERE batch_id = %s", (plan.batch_id,))
@@ -651,8 +653,10 @@ def publish(conn, source: Source, plan: BatchPlan, *, finish_run: bool = True) -
             loaded = quarantined = 0
         else:
             quarantined = write_rejected_rows(cur, source, plan, batch_failed=False)
-            with progress.heartbeat(log, f"{source.code} batch {plan.batch_id}: merge into {source.core_table}"):
-                cur.execute(merge.statement(cur, source, t, rj),
+            upsert = merge.any_key_stored(cur, source, t)
+            with progress.heartbeat(log, f"{source.code} batch {plan.batch_id}: merge into {source.core_table}"
+                                         + ("" if upsert else " (every key new: plain insert)")):
+                cur.execute(merge.statement(cur, source, t, rj, upsert=upsert),
                             {"batch_id": plan.batch_id, "file_name": plan.file_name, "file_date": plan.file_date})
             loaded = cur.rowcount
             if plan.file_name:
