@@ -76,12 +76,16 @@ $(DEV_STAMP): $(STAMP) requirements-dev.lock
 	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
 	touch $(DEV_STAMP)
 
+# One pytest worker per core (pytest-xdist); the tests of the shared Airflow run and the other
+# end-to-end tests stay together on one worker (tests/conftest.py, SERIAL_GROUP). PYTEST_ARGS
+# adds options, e.g. PYTEST_ARGS="-n 0" for one process, or "--durations=20".
+PYTEST_PARALLEL := -n auto --dist loadgroup
 test: $(DEV_STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # The tests that need no real DAG run (markers in pyproject.toml; docs/testing.md)
 test-fast: $(DEV_STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m "not e2e and not browser"
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_PARALLEL) -m "not e2e and not browser" $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .

@@ -30,9 +30,34 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 REPO = Path(__file__).resolve().parents[1]
 
 
+# Tests that must share one worker under pytest-xdist (`make test` runs `-n auto --dist
+# loadgroup`): the session's real Airflow run (fixture pipeline_run, built once per worker that
+# asks for it) and the end-to-end tests (make demo, make stop, the stack's processes).
+SERIAL_GROUP = "airflow_e2e"
+
+
+def pytest_configure(config):
+    """Choose the server once, in the controlling process, before any xdist worker starts: the
+    workers inherit IOC_TEST_POSTGRES, so two workers never start the embedded server at once."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    try:
+        choice = embedded_pg.choose_server(os.environ.get("IOC_TEST_POSTGRES", ""), REPO / ".data" / "test-pg")
+    except ValueError as exc:
+        raise pytest.UsageError(f"IOC_TEST_POSTGRES: {exc}") from None
+    os.environ["IOC_TEST_POSTGRES"] = " ".join(f"{k}={v}" for k, v in {**choice.params, "dbname": "postgres"}.items())
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "pipeline_run" in item.fixturenames or item.get_closest_marker("e2e") or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP))
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> dict:
-    """Connection parameters (libpq keywords, no dbname) of the PostgreSQL server under test."""
+    """Connection parameters (libpq keywords, no dbname) of the PostgreSQL server under test
+    (chosen in pytest_configure)."""
     try:
         return embedded_pg.choose_server(os.environ.get("IOC_TEST_POSTGRES", ""), REPO / ".data" / "test-pg").params
     except ValueError as exc:
