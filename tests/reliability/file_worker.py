@@ -17,6 +17,7 @@ import sys
 def main(spec: dict) -> None:
     from ioc_pipeline import warehouse
     from ioc_pipeline.extract import file_source
+    from ioc_pipeline.ingest import row_workers
     from tests.integration.warehouse_helpers import run_file_deliveries
     from tests.reliability.worker import stalling
 
@@ -27,6 +28,8 @@ def main(spec: dict) -> None:
             return stalling(read(root, source, delivery), spec["pause_after"], spec["signal"])
 
         file_source.read_items = stalling_read   # file_batches reads through the module attribute
+    # chunks small against pause_after: at the pause all but the few in flight are in COPY
+    row_workers.CHUNK_ROWS = 1000
     conn = warehouse.connect(spec["dsn"], application_name=os.environ["PGAPPNAME"])
     result = run_file_deliveries(conn, spec["dsn"], spec["source"], dt.date.fromisoformat(spec["as_of"]),
                                  spec["landing"], run_id=spec["run_id"], settle_seconds=60)

@@ -48,7 +48,7 @@ def stalling(items: list[dict], pause_after: int, signal_file: str):
 
 
 def main(spec: dict) -> None:
-    from ioc_pipeline.ingest import runner
+    from ioc_pipeline.ingest import row_workers, runner
     from ioc_pipeline.declaration import catalog
     from ioc_pipeline.views import refresh
     from ioc_pipeline import warehouse
@@ -59,6 +59,8 @@ def main(spec: dict) -> None:
     if spec["mode"] == "refresh":
         print(refresh.refresh(conn, as_of, PROVINCE), flush=True)
         return
+    # chunks small against pause_after: at the pause all but the few in flight are in COPY
+    row_workers.CHUNK_ROWS = 1000
     source = catalog.get("civil_status")
     items = civil_items(spec["day"], spec["n"])
     if spec.get("pause_after") is not None:

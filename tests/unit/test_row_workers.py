@@ -2,6 +2,9 @@
 process encodes: same COPY text, same order, same row ids, whatever the chunk size; and where
 no child process may start (a daemonic Celery worker) the batch is encoded in process."""
 import multiprocessing
+import os
+import signal
+import time
 
 import pytest
 
@@ -81,3 +84,41 @@ def test_a_daemonic_process_that_may_not_fork_workers_encodes_in_process():
     proc.join(timeout=60)
     assert proc.exitcode == 0
     assert text == _one_row_at_a_time(items)
+
+
+def _encode_then_hang(pid_file, items):
+    """Starts the pool (several chunks), writes its workers' pids, then hangs mid-batch."""
+    row_workers.CHUNK_ROWS = 5
+    build = rows.row_builder(catalog.get("health_visits"), KEY, "2026-11-19", "48")
+    with row_workers.Encoder(build, TextWriter(), workers=2) as encoder:
+        for item in items:
+            encoder.add(item)
+        pid_file.write_text(" ".join(str(p) for p in encoder._pool._processes))
+        time.sleep(600)
+
+
+def test_workers_die_with_a_killed_parent(tmp_path):
+    """A task killed mid-batch (timeout, OOM) must not leave workers behind: they hold copies
+    of its database socket, which would keep its transaction and locks alive."""
+    pid_file = tmp_path / "workers"
+    proc = multiprocessing.get_context("fork").Process(target=_encode_then_hang, args=(pid_file, _items(40)))
+    proc.start()
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the pool never started"
+        time.sleep(0.05)
+    workers = [int(p) for p in pid_file.read_text().split()]
+    assert len(workers) == 2
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join(timeout=10)
+    while any(_alive(pid) for pid in workers):
+        assert time.monotonic() < deadline + 10, f"workers outlived their parent: {workers}"
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[1][0] != "Z"   # a zombie is dead, awaiting its reaper
+    except FileNotFoundError:
+        return False

@@ -15,6 +15,7 @@ import collections
 import logging
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Self
@@ -30,9 +31,27 @@ Build = Callable[[int, dict], list]
 _build: Build | None = None   # the batch's row builder, in a worker process
 
 
-def _start_worker(build: Build) -> None:
+def _start_worker(build: Build, parent_pid: int) -> None:
     global _build
+    _die_with_parent(parent_pid)
     _build = build
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """A worker must not outlive the process that forked it. A task killed by a timeout or a
+    crash would otherwise leave idle workers holding copies of its database connection's
+    socket, and with them its transaction and its locks on staging. Linux: the kernel sends
+    SIGKILL when the forking thread ends (prctl PR_SET_PDEATHSIG); the Encoder lives within one
+    call of that thread."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)   # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: no parent-death signal to ask for
+        pass
+    if os.getppid() != parent_pid:   # the parent died before the signal was asked for
+        os._exit(1)
 
 
 def encode_chunk(build: Build, first_row_id: int, items: list[dict]) -> str:
@@ -89,7 +108,8 @@ class Encoder:
             self._writer.write_text(encode_chunk(self._build, first, items), len(items))
             return
         self._pending.append((self._pool.submit(_encode_in_worker, first, items), len(items)))
-        while len(self._pending) > IN_FLIGHT * self._workers:
+        # chunks already encoded go to COPY now; wait for the oldest only past the in-flight bound
+        while self._pending and (len(self._pending) > IN_FLIGHT * self._workers or self._pending[0][0].done()):
             self._write_next()
 
     def _start_pool(self) -> ProcessPoolExecutor | None:
@@ -97,7 +117,7 @@ class Encoder:
         try:
             # fork: the workers inherit the row builder (and its key) without pickling it
             pool = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("fork"),
-                                       initializer=_start_worker, initargs=(self._build,))
+                                       initializer=_start_worker, initargs=(self._build, os.getpid()))
             pool.submit(os.getpid).result(timeout=30)   # the workers can start here
         except Exception as exc:  # noqa: BLE001 - daemonic process, no fork: encode in process
             log.info("staging rows encoded in this process only (%s: %s)", type(exc).__name__, exc)
