@@ -46,6 +46,32 @@ def pytest_configure(config):
     except ValueError as exc:
         raise pytest.UsageError(f"IOC_TEST_POSTGRES: {exc}") from None
     os.environ["IOC_TEST_POSTGRES"] = " ".join(f"{k}={v}" for k, v in {**choice.params, "dbname": "postgres"}.items())
+    _create_cluster_roles(choice.params)
+
+
+# Roles are the server's, not a database's: the migrations create them (001, 060) if missing.
+MIGRATION_ROLES = ("ioc_reader", "ioc_loader")
+
+
+def _create_cluster_roles(params: dict) -> None:
+    """On a fresh server, migrate a scratch database once before the workers start: two workers
+    migrating at the same moment would both find a role missing and both create it (the second
+    fails on the duplicate). The migrations themselves create the roles, as on any server."""
+    import psycopg2
+
+    conn = psycopg2.connect(dbname="postgres", **params)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_roles WHERE rolname = ANY(%s)", (list(MIGRATION_ROLES),))
+            if cur.fetchone()[0] == len(MIGRATION_ROLES):
+                return
+    finally:
+        conn.close()
+    name = f"ioc_roles_{uuid.uuid4().hex[:8]}"
+    try:
+        _migrate(databases.create(params, name))
+    finally:
+        databases.drop(params, name)
 
 
 def pytest_collection_modifyitems(config, items):
