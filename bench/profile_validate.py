@@ -37,8 +37,8 @@ UNTIL = dt.date(2026, 11, 19)
 
 
 def baseline_module(ref: str, workdir: Path):
-    """validation.py as of git `ref`, imported under another name (it has no relative imports)."""
-    text = subprocess.run(["git", "show", f"{ref}:plugins/ioc_pipeline/validation.py"], cwd=REPO, check=True,
+    """ingest/validation.py as of git `ref`, imported under another name (it has no relative imports)."""
+    text = subprocess.run(["git", "show", f"{ref}:plugins/ioc_pipeline/ingest/validation.py"], cwd=REPO, check=True,
                           capture_output=True, text=True).stdout
     path = workdir / "validation_baseline.py"
     path.write_text(text, encoding="utf-8")

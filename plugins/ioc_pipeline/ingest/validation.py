@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Formatter
@@ -375,6 +376,20 @@ def _unexpected_rows_result(
     return res
 
 
+def _unexpected_rows_results(
+    suite: Suite, engine, qualified: str, row_id_column: str
+) -> dict[int, ExpectationResult]:
+    """Every UnexpectedRowsExpectation of the suite, on one read-only connection of its own."""
+    specs = [spec for spec in suite.specs if spec.type == "unexpected_rows_expectation"]
+    if not specs:
+        return {}
+    with engine.connect() as conn:
+        try:
+            return {spec.index: _unexpected_rows_result(spec, conn, qualified, row_id_column) for spec in specs}
+        finally:
+            conn.rollback()  # read only
+
+
 def _gx_suite_without_unexpected_rows(suite: Suite) -> ExpectationSuite | None:
     """The suite's expectations that GX evaluates (None when there are none), same ids."""
     kept = [
@@ -427,30 +442,34 @@ def validate_table(
             "return_unexpected_index_query": False,
         }
         gx_suite = _gx_suite_without_unexpected_rows(suite)
-        by_index = {}
-        if gx_suite is not None:
-            suite_result = batch.validate(gx_suite, result_format=result_format)
-            by_index = {
-                uuid.UUID(evr.expectation_config.id).int: evr
-                for evr in suite_result.results
-                if evr.expectation_config is not None and evr.expectation_config.id
-            }
-
         qualified = f"{quote_ident(schema)}.{quote_ident(table)}"
+        # The suite's own queries run on a second connection while GX runs its queries: each
+        # is one server process scanning the batch, so the two use both cores (tuition at 1M:
+        # eight queries, 1.5 s, hidden behind GX's 3 s).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="unexpected_rows") as pool:
+            ours = pool.submit(_unexpected_rows_results, suite, engine, qualified, row_id_column)
+            by_index = {}
+            if gx_suite is not None:
+                suite_result = batch.validate(gx_suite, result_format=result_format)
+                by_index = {
+                    uuid.UUID(evr.expectation_config.id).int: evr
+                    for evr in suite_result.results
+                    if evr.expectation_config is not None and evr.expectation_config.id
+                }
+            by_index_ours = ours.result()
+
         results: list[ExpectationResult] = []
-        with engine.connect() as conn:
-            for spec in suite.specs:
-                if spec.type == "unexpected_rows_expectation":
-                    res = _unexpected_rows_result(spec, conn, qualified, row_id_column)
-                elif (evr := by_index.get(spec.index)) is None:
-                    res = _failed(spec, "GX returned no result for this expectation")
-                else:
-                    res = _result_from_evr(spec, evr, row_id_column, columns | type_names)
-                if res.exception:
-                    allowed = _allowed_quotes(spec, columns, schema, table)
-                    res.exception = _safe_message(res.exception, allowed)
-                results.append(res)
-            conn.rollback()  # read only
+        for spec in suite.specs:
+            if spec.type == "unexpected_rows_expectation":
+                res = by_index_ours[spec.index]
+            elif (evr := by_index.get(spec.index)) is None:
+                res = _failed(spec, "GX returned no result for this expectation")
+            else:
+                res = _result_from_evr(spec, evr, row_id_column, columns | type_names)
+            if res.exception:
+                allowed = _allowed_quotes(spec, columns, schema, table)
+                res.exception = _safe_message(res.exception, allowed)
+            results.append(res)
     finally:
         engine.dispose()
     log.info(
