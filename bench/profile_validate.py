@@ -38,8 +38,13 @@ UNTIL = dt.date(2026, 11, 19)
 
 def baseline_module(ref: str, workdir: Path):
     """ingest/validation.py as of git `ref`, imported under another name (it has no relative imports)."""
-    text = subprocess.run(["git", "show", f"{ref}:plugins/ioc_pipeline/ingest/validation.py"], cwd=REPO, check=True,
-                          capture_output=True, text=True).stdout
+    for where in ("plugins/ioc_pipeline/ingest/validation.py", "plugins/ioc_pipeline/validation.py"):  # moved in v2
+        shown = subprocess.run(["git", "show", f"{ref}:{where}"], cwd=REPO, capture_output=True, text=True)
+        if shown.returncode == 0:
+            text = shown.stdout
+            break
+    else:
+        raise SystemExit(f"--baseline {ref}: no validation.py there")
     path = workdir / "validation_baseline.py"
     path.write_text(text, encoding="utf-8")
     spec = importlib.util.spec_from_file_location("validation_baseline", path)
