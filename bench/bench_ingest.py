@@ -154,7 +154,7 @@ def export_sql_window(code: str, sim_dsn: str, window_end: str, path: Path) -> t
     conn = psycopg2.connect(sim_dsn)
     try:
         with conn.cursor() as cur:
-            columns = sql_source.plan_columns(source, sql_source.source_columns(cur, schema, table), schema, table)
+            columns = sql_source.plan_columns(source, list(sql_source.source_columns(cur, schema, table)), schema, table)
         window = Window(None, window_end, UNTIL.isoformat(), PROVINCE)
         query, params = sql_source.window_query(source, schema, table, columns, window)
         select = query.as_string(conn) % {k: psycopg2.extensions.adapt(v).getquoted().decode() for k, v in params.items()}

@@ -1,6 +1,8 @@
 """SQL sources are staged database to database in COPY format (sql_source fetch.stage). The
 staged rows must be exactly what the item path (rows.row_builder over the extractor's items)
-stages for the same hostile values: cleaning, nulls, personal IDs hashed and masked, order."""
+stages for the same hostile values: cleaning, nulls, personal IDs hashed and masked, order.
+The COPY path also stages the values the source's own typed columns hold (native columns):
+dedupe's typed columns must be exactly what parsing the text gives, whatever the value."""
 import datetime as dt
 import json
 import threading
@@ -43,12 +45,19 @@ def _source_table(dsn: str) -> None:
     conn.close()
 
 
-def _staged(dsn: str, table: str) -> list[tuple]:
+def _staged(dsn: str, table: str, columns: str = "*") -> list[tuple]:
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute(f"SELECT * FROM {staging.SCHEMA}.{table} ORDER BY _row_id")
+        cur.execute(f"SELECT {columns} FROM {staging.SCHEMA}.{table} ORDER BY _row_id")
         out = cur.fetchall()
     conn.close()
     return out
+
+
+def _source_conn(monkeypatch, source, dsn: str) -> None:
+    p = psycopg2.extensions.parse_dsn(dsn)
+    monkeypatch.setenv(f"AIRFLOW_CONN_{source.connection.upper()}", json.dumps(
+        {"conn_type": "postgres", "host": p["host"], "port": int(p["port"]) if p.get("port") else None,
+         "login": p.get("user", "postgres"), "password": p.get("password"), "schema": p["dbname"]}))
 
 
 def test_copy_path_stages_what_the_item_path_stages(make_database, monkeypatch):
@@ -65,17 +74,21 @@ def test_copy_path_stages_what_the_item_path_stages(make_database, monkeypatch):
     assert hasattr(fetch, "copy_to")
 
     stats = batch.extract(conn, source, plan, fetch, key=KEY)
-    by_copy = _staged(warehouse_dsn, plan.staging_table)
+    built = ", ".join(f'"{c}"' for c in staging.rows_mod.staging_columns(source))
+    by_copy = _staged(warehouse_dsn, plan.staging_table, built)
+    # updated_at is timestamptz in this table: staged natively too; issued_on is text: not
+    natives = _staged(warehouse_dsn, plan.staging_table, "_updated_at_native, _issued_on_native")
+    assert all(u is not None and d is None for u, d in natives)
 
     items, _ = fetch()
     n, checksum, _seen, extra = batch.stage_items(conn, source, plan, items, key=KEY)
-    by_items = _staged(warehouse_dsn, plan.staging_table)
+    by_items = _staged(warehouse_dsn, plan.staging_table, built)
 
     # the item path of a large batch: chunks encoded by worker processes, in order
     monkeypatch.setattr(row_workers, "CHUNK_ROWS", 3)
     items, _ = fetch()
     n_workers, checksum_workers, _seen, _extra = batch.stage_items(conn, source, plan, items, key=KEY)
-    by_workers = _staged(warehouse_dsn, plan.staging_table)
+    by_workers = _staged(warehouse_dsn, plan.staging_table, built)
     conn.close()
 
     assert stats.rows_read == n == n_workers == len(HOSTILE) and stats.distinct_keys == len(HOSTILE)
@@ -86,6 +99,60 @@ def test_copy_path_stages_what_the_item_path_stages(make_database, monkeypatch):
     first = dict(zip(cols, by_copy[0]))
     assert first["owner_cccd_mask"] == "048*********" and first["owner_cccd_well_formed"] is True
     assert "048090001234" not in repr(by_copy)
+
+
+# Values of the source's typed columns around the ranges staged natively (staging.NATIVE_TYPES):
+# before 1970 (Asia/Ho_Chi_Minh's offsets had seconds before 1906, +08 until 1975), BC, year
+# 10000, infinities, leap days, microseconds. Each must come out of dedupe as parsing its text does.
+EDGE_INSTANTS = ["-infinity", "0001-01-01 00:00:00+00", "0044-03-15 12:00:00+00 BC", "1900-01-01 00:00:00+07",
+                 "1969-12-31 23:59:59.999999+00", "1970-01-01 00:00:00+00", "1975-06-13 00:00:00+08",
+                 "2024-02-29 12:00:00+07", "2026-11-19 10:23:45.123456+07", "8999-12-31 23:59:59.999999+00",
+                 "9000-01-01 00:00:00+00", "9999-12-31 23:59:59+00", "10000-01-01 00:00:00+00", "infinity", None]
+EDGE_DATES = ["-infinity", "4713-01-01 BC", "0001-01-01", "1900-02-28", "2024-02-29", "9999-12-31",
+              "10000-01-01", "infinity", None]
+
+
+@pytest.mark.parametrize("code, field, values, in_range", [
+    ("tuition", "paid_at", EDGE_INSTANTS, 5),    # 1970-01-01 .. 8999-12-31
+    ("land", "issued_on", EDGE_DATES, 4),        # 0001-01-01 .. 9999-12-31
+])
+def test_natively_typed_values_come_out_of_dedupe_as_their_text_parses(make_database, monkeypatch, code, field,
+                                                                       values, in_range):
+    warehouse_dsn, source_dsn = make_database(), make_database()
+    source = catalog.get(code)
+    with psycopg2.connect(source_dsn) as c, c.cursor() as cur:
+        if code == "tuition":
+            cur.execute("CREATE TABLE public.tuition_payments (payment_id text, school_code text, commune_code text,"
+                        " student_ref text, school_year text, amount_vnd bigint, channel text,"
+                        " paid_at timestamptz, updated_at timestamptz)")
+        else:
+            cur.execute("CREATE TABLE public.land_certificates (certificate_no text, parcel_id text, commune_code text,"
+                        " owner_cccd text, owner_kind text, issued_on date, digitized boolean, cleaned boolean,"
+                        " updated_at timestamptz)")
+        target = source.extra["table"]
+        for n, value in enumerate(values):
+            cur.execute(f"INSERT INTO {target} ({source.key[0]}, commune_code, {field}, updated_at)"
+                        " VALUES (%s, '20194', %s, '2026-11-01T00:00:00+07'::timestamptz + %s * interval '1 hour')",
+                        (f"K{n}", value, n))
+    c.close()
+    _source_conn(monkeypatch, source, source_dsn)
+    conn = migrated(warehouse_dsn)
+    plan = batch.begin(conn, source, "natives", AS_OF, key=KEY, province_code=PROVINCE)
+    batch.extract(conn, source, plan, fetchers.fetcher_for(source, plan.window), key=KEY)
+    natives = _staged(warehouse_dsn, plan.staging_table, f"_{field}_native")
+    batch.dedupe(conn, source, plan)
+    parser = staging.PARSERS[next(f.type for f in source.fields if f.name == field)][1]
+    compared = _staged(warehouse_dsn, plan.staging_table,
+                       f"{field}, _{field}, {parser}({field}), _{field} IS NOT DISTINCT FROM {parser}({field})")
+    conn.close()
+
+    assert len(compared) == len(values)
+    assert [row for row in compared if not row[3]] == []
+    # staged natively where the range allows it, and only there (the parser may accept more:
+    # 1969-12-31 in +08); some values parse to nothing
+    assert sum(v is not None for (v,) in natives) == in_range
+    assert sum(row[1] is not None for row in compared) >= in_range
+    assert any(row[1] is None and row[0] is not None for row in compared)
 
 
 def test_source_read_failing_mid_copy_fails_the_extract_naming_the_table(make_database, monkeypatch):

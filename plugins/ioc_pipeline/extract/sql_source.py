@@ -50,14 +50,15 @@ def table_of(source: Source) -> tuple[str, str]:
     raise BatchFailed(f"{source.code}: the catalog entry needs `table: schema.name` (got {raw!r})")
 
 
-def source_columns(cur, schema: str, table: str) -> list[str]:
-    """The table's columns in table order (empty when the table does not exist or is not visible)."""
+def source_columns(cur, schema: str, table: str) -> dict[str, str]:
+    """The table's columns in table order -> their data_type (empty when the table does not
+    exist or is not visible)."""
     cur.execute(
-        """SELECT column_name FROM information_schema.columns
+        """SELECT column_name, data_type FROM information_schema.columns
             WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position""",
         (schema, table),
     )
-    return [r[0] for r in cur.fetchall()]
+    return dict(cur.fetchall())
 
 
 def plan_columns(source: Source, present: list[str], schema: str, table: str) -> list[str]:
@@ -97,11 +98,13 @@ def _order(source: Source) -> sql.Composable:
     return sql.SQL(", ").join(map(sql.Identifier, (source.watermark, *source.key)))
 
 
-def copy_query(source: Source, schema: str, table: str, window: Window, *, redacted: str,
-               whitespace: str) -> tuple[sql.Composed, dict]:
+def copy_query(source: Source, schema: str, table: str, window: Window, *, redacted: str, whitespace: str,
+               native: dict[str, tuple[str, str, str]], column_types: dict[str, str]) -> tuple[sql.Composed, dict]:
     """The window as staging rows, for COPY TO: a row number in window order, the as-of date and
     province, then one column per contract field, `::text`, a value made only of `whitespace`
-    as NULL, a personal name as `redacted` (its presence only). Extra columns stay behind."""
+    as NULL, a personal name as `redacted` (its presence only), then one column per field of
+    `native` (field -> data_type, low, high): its value as the table types it when the column
+    has that data_type and the value lies in [low, high), else NULL. Extra columns stay behind."""
     cols = [sql.SQL("row_number() OVER (ORDER BY {})").format(_order(source)),
             sql.SQL("%(as_of)s"), sql.SQL("%(province)s")]
     for f in source.fields:
@@ -111,6 +114,11 @@ def copy_query(source: Source, schema: str, table: str, window: Window, *, redac
         # the source's COPY time: 3.0 s -> 1.7 s a million rows of tuition) only for the others
         cols.append(sql.SQL("CASE WHEN strpos(%(ws)s, left({c}::text, 1)) = 0 THEN {v}"
                             " WHEN btrim({c}::text, %(ws)s) <> '' THEN {v} END").format(c=c, v=value))
+    for name, (data_type, low, high) in native.items():
+        c, t = sql.Identifier(name), sql.SQL(data_type)
+        cols.append(sql.SQL("CASE WHEN {c} >= {lo}::{t} AND {c} < {hi}::{t} THEN {c} END").format(
+            c=c, t=t, lo=sql.Literal(low), hi=sql.Literal(high)) if column_types.get(name) == data_type
+            else sql.SQL("NULL"))
     query, params = window_query(source, schema, table, [], window, select=sql.SQL(", ").join(cols))
     params.update(as_of=window.as_of, province=window.province_code, ws=whitespace)
     return query, params
@@ -139,11 +147,12 @@ def _open(source: Source, schema: str, table: str):
             # Deterministic ::text of dates and instants whatever the server's defaults.
             cur.execute("SET LOCAL DateStyle = 'ISO, YMD'")
             cur.execute("SET LOCAL TimeZone = %s", (config.LOCAL_TZ,))
-            columns = plan_columns(source, source_columns(cur, schema, table), schema, table)
+            types = source_columns(cur, schema, table)
+            columns = plan_columns(source, list(types), schema, table)
     except BaseException:
         conn.close()
         raise
-    return conn, columns
+    return conn, columns, types
 
 
 def fetcher(source: Source, window: Window) -> Fetch:
@@ -152,8 +161,9 @@ def fetcher(source: Source, window: Window) -> Fetch:
     window as COPY text rows, one write per row; it returns the extra columns (schema drift)."""
     schema, table = table_of(source)
 
-    def copy_to(write: Callable[[bytes], None], *, redacted: str, whitespace: str) -> list[str]:
-        conn, columns = _open(source, schema, table)
+    def copy_to(write: Callable[[bytes], None], *, redacted: str, whitespace: str,
+                native: dict[str, tuple[str, str, str]] | None = None) -> list[str]:
+        conn, columns, types = _open(source, schema, table)
         read = 0
 
         def counted(data) -> None:
@@ -162,7 +172,8 @@ def fetcher(source: Source, window: Window) -> Fetch:
             write(data)
 
         try:
-            query, params = copy_query(source, schema, table, window, redacted=redacted, whitespace=whitespace)
+            query, params = copy_query(source, schema, table, window, redacted=redacted, whitespace=whitespace,
+                                       native=native or {}, column_types=types)
             with conn.cursor() as cur:
                 copy_sql = sql.SQL("COPY ({}) TO STDOUT").format(sql.SQL(cur.mogrify(query, params).decode()))
                 cur.copy_expert(copy_sql, _Writer(counted))
@@ -176,7 +187,7 @@ def fetcher(source: Source, window: Window) -> Fetch:
         return [c for c in columns if c not in source.field_names]
 
     def fetch():
-        conn, columns = _open(source, schema, table)
+        conn, columns, _types = _open(source, schema, table)
         try:
             query, params = window_query(source, schema, table, columns, window)
         except BaseException:

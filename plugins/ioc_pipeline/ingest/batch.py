@@ -304,11 +304,13 @@ def extract(conn, source: Source, plan: BatchPlan, fetch: Callable[[], tuple[Ite
         extra: list[str] = []
 
         def produce(write) -> None:
-            extra.extend(copy_to(write, redacted=rows.REDACTED, whitespace=rows.WHITESPACE))
+            extra.extend(copy_to(write, redacted=rows.REDACTED, whitespace=rows.WHITESPACE,
+                                 native=staging.native_fields(source)))
 
         with warehouse.transaction(conn) as cur:
             staging.truncate(cur, plan.staging_table)
-            n, checksum = staging.copy_from_stream(cur, plan.staging_table, rows.staging_columns(source), produce,
+            columns = [*rows.staging_columns(source), *staging.native_columns(source)]
+            n, checksum = staging.copy_from_stream(cur, plan.staging_table, columns, produce,
                                                    staging.copy_text_transform(source, key))
         distinct = count_keys(conn, source, plan)
         log.info("%s: staged %d rows, %d distinct keys", source.code, n, distinct)

@@ -31,12 +31,11 @@ def table_name(source: Source, batch_id: int) -> str:
 
 
 def create(cur, source: Source, batch_id: int) -> str:
-    """Create the batch's staging table (dropping a leftover of a crashed attempt)."""
+    """Create the batch's staging table (dropping a leftover of a crashed attempt): the built
+    columns (rows.staging_column_types), then the source's native columns, if any."""
     name = table_name(source, batch_id)
-    types = rows_mod.staging_column_types(source)
-    cols = sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types[c])) for c in rows_mod.staging_columns(source)
-    )
+    types = {**rows_mod.staging_column_types(source), **native_columns(source)}
+    cols = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in types.items())
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(name)))
     cur.execute(sql.SQL("CREATE UNLOGGED TABLE {}.{} ({})").format(sql.Identifier(SCHEMA), sql.Identifier(name), cols))
     return name
@@ -53,11 +52,51 @@ def parsed_name(field: str) -> str:
     return f"_{field}"
 
 
+# A field of a parsed type that an SQL source's table already holds in that type -> the source
+# column's data_type and the range [low, high) of values whose text (as the source writes it:
+# ISO DateStyle, offset of Asia/Ho_Chi_Minh) the field's parser accepts unchanged: a year of
+# four digits, AD, finite; and for instants, after 1970, when the zone's offsets have no seconds
+# (LMT +07:06:40 before 1906). Only such a value is staged in its native column; any other one
+# (infinity, 10000-01-01, a BC date) is left to the parser, so the typed result is the same.
+NATIVE_TYPES = {"date": ("date", "0001-01-01", "10000-01-01"),
+                "timestamptz": ("timestamp with time zone", "1970-01-01 00:00:00+00", "9000-01-01 00:00:00+00")}
+
+
+def native_name(field: str) -> str:
+    """The staging column holding a field's value as the SQL source's own typed column holds it."""
+    return f"_{field}_native"
+
+
+def native_fields(source: Source) -> dict[str, tuple[str, str, str]]:
+    """field -> (source data_type, low, high) of the fields an SQL source's extractor may stage
+    as its database already typed them (sql_source.copy_query), in its native column."""
+    if source.kind != "sql":
+        return {}
+    return {f.name: NATIVE_TYPES[f.type] for f in source.fields if f.type in NATIVE_TYPES}
+
+
+def native_columns(source: Source) -> dict[str, str]:
+    """name -> SQL type of the native columns (native_fields): dedupe takes such a value as
+    parsed instead of running the parser's regular expression over its text, most of dedupe's
+    cost. NULL (the item path, a text column in the source, a value out of range): the text
+    is parsed, as for any other source."""
+    types = {f.name: f.type for f in source.fields}
+    return {native_name(name): types[name] for name in native_fields(source)}
+
+
 def parsed_columns(source: Source) -> dict[str, sql.Composable]:
     """Typed staging columns computed once per batch by dedupe's rebuild, name -> expression
-    over the staged row `s`: every field of a parsed type."""
-    return {parsed_name(f.name): sql.SQL("{}(s.{})").format(sql.SQL(PARSERS[f.type][1]), sql.Identifier(f.name))
-            for f in source.fields if f.type in PARSERS}
+    over the staged row `s`: every field of a parsed type (its native value when staged)."""
+    natives = native_columns(source)
+    out = {}
+    for f in source.fields:
+        if f.type not in PARSERS:
+            continue
+        parse = sql.SQL("{}(s.{})").format(sql.SQL(PARSERS[f.type][1]), sql.Identifier(f.name))
+        if native_name(f.name) in natives:  # COALESCE evaluates the parser only when it is NULL
+            parse = sql.SQL("COALESCE(s.{}, {})").format(sql.Identifier(native_name(f.name)), parse)
+        out[parsed_name(f.name)] = parse
+    return out
 
 
 def derived_columns(source: Source) -> dict[str, sql.Composable]:
