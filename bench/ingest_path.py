@@ -29,9 +29,9 @@ class Recorder(StepTimer):
         dedupe = batch.dedupe
 
         def counted(*a, **kw):
-            n = dedupe(*a, **kw)
-            self.removed += n
-            return n
+            removed, kept = dedupe(*a, **kw)
+            self.removed += removed
+            return removed, kept
 
         batch.dedupe = counted
         self.instrument(batch, _BATCH_STEPS)

@@ -91,7 +91,8 @@ def test_copy_path_stages_what_the_item_path_stages(make_database, monkeypatch):
     by_workers = _staged(warehouse_dsn, plan.staging_table, built)
     conn.close()
 
-    assert stats.rows_read == n == n_workers == len(HOSTILE) and stats.distinct_keys == len(HOSTILE)
+    assert stats.rows_read == n == n_workers == len(HOSTILE)
+    assert stats.distinct_keys is None   # no source total to check: dedupe counts them
     assert stats.extra_columns == sorted(extra) == ["remarks"]
     assert by_copy == by_items == by_workers
     assert checksum_workers == checksum
@@ -134,19 +135,26 @@ def test_natively_typed_values_come_out_of_dedupe_as_their_text_parses(make_data
             cur.execute(f"INSERT INTO {target} ({source.key[0]}, commune_code, {field}, updated_at)"
                         " VALUES (%s, '20194', %s, '2026-11-01T00:00:00+07'::timestamptz + %s * interval '1 hour')",
                         (f"K{n}", value, n))
+        # two rows without a key, and K0 again, later: dedupe keeps len(values) + 2 rows
+        cur.execute(f"INSERT INTO {target} ({source.key[0]}, commune_code, updated_at)"
+                    " VALUES (NULL, '20194', '2026-11-02T00:00:00+07'), (NULL, '20194', '2026-11-02T00:00:00+07'),"
+                    " ('K0', '20194', '2026-11-03T00:00:00+07')")
     c.close()
     _source_conn(monkeypatch, source, source_dsn)
     conn = migrated(warehouse_dsn)
     plan = batch.begin(conn, source, "natives", AS_OF, key=KEY, province_code=PROVINCE)
     batch.extract(conn, source, plan, fetchers.fetcher_for(source, plan.window), key=KEY)
     natives = _staged(warehouse_dsn, plan.staging_table, f"_{field}_native")
-    batch.dedupe(conn, source, plan)
+    counted = batch.count_keys(conn, source, plan)
+    removed, distinct = batch.dedupe(conn, source, plan)
     parser = staging.PARSERS[next(f.type for f in source.fields if f.name == field)][1]
     compared = _staged(warehouse_dsn, plan.staging_table,
                        f"{field}, _{field}, {parser}({field}), _{field} IS NOT DISTINCT FROM {parser}({field})")
     conn.close()
 
-    assert len(compared) == len(values)
+    # the rows dedupe keeps are the distinct keys as count_keys counts them (a keyless row: one)
+    assert (removed, distinct, counted) == (1, len(values) + 2, len(values) + 2)
+    assert len(compared) == len(values) + 2
     assert [row for row in compared if not row[3]] == []
     # staged natively where the range allows it, and only there (the parser may accept more:
     # 1969-12-31 in +08); some values parse to nothing

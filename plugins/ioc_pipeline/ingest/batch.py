@@ -68,7 +68,7 @@ class BatchPlan:
 @dataclasses.dataclass
 class ExtractStats:
     rows_read: int
-    distinct_keys: int
+    distinct_keys: int | None   # counted here only against a source's own total; else by dedupe
     checksum: str
     extra_columns: list[str]
 
@@ -312,17 +312,19 @@ def extract(conn, source: Source, plan: BatchPlan, fetch: Callable[[], tuple[Ite
             columns = [*rows.staging_columns(source), *staging.native_columns(source)]
             n, checksum = staging.copy_from_stream(cur, plan.staging_table, columns, produce,
                                                    staging.copy_text_transform(source, key))
-        distinct = count_keys(conn, source, plan)
-        log.info("%s: staged %d rows, %d distinct keys", source.code, n, distinct)
-        return ExtractStats(n, distinct, checksum, sorted(_column_label(c) for c in extra))
+        log.info("%s: staged %d rows", source.code, n)
+        return ExtractStats(n, None, checksum, sorted(_column_label(c) for c in extra))
     for attempt in range(1, max_extractions + 1):
         items, total = fetch()
         n, checksum, seen, extra = stage_items(conn, source, plan, items, key=key)
         if n and (missing := [f for f in source.field_names if f not in seen]):
             raise BatchFailed(f"{source.code}: column(s) missing from the delivery: {', '.join(missing)}")
-        distinct = count_keys(conn, source, plan)
         expected = total()
-        if expected is None or distinct >= expected:
+        if expected is None:  # nothing to check the keys against: dedupe counts them
+            log.info("%s: staged %d rows", source.code, n)
+            return ExtractStats(n, None, checksum, sorted(extra))
+        distinct = count_keys(conn, source, plan)
+        if distinct >= expected:
             log.info("%s: staged %d rows, %d distinct keys (source total %s)", source.code, n, distinct, expected)
             return ExtractStats(n, distinct, checksum, sorted(extra))
         log.warning("%s: extraction %d/%d got %d distinct keys, the source reported %d; extracting the window again",
@@ -334,22 +336,30 @@ def extract(conn, source: Source, plan: BatchPlan, fetch: Callable[[], tuple[Ite
 
 
 def record_extract(conn, plan: BatchPlan, stats: ExtractStats) -> None:
+    """What arrived (distinct keys: dedupe records them)."""
     with warehouse.transaction(conn) as cur:
         cur.execute(
-            "UPDATE audit.batch SET rows_read = %s, distinct_keys = %s, checksum = %s, extra_columns = %s WHERE batch_id = %s",
-            (stats.rows_read, stats.distinct_keys, stats.checksum, stats.extra_columns or None, plan.batch_id),
+            "UPDATE audit.batch SET rows_read = %s, checksum = %s, extra_columns = %s WHERE batch_id = %s",
+            (stats.rows_read, stats.checksum, stats.extra_columns or None, plan.batch_id),
         )
 
 
-def dedupe(conn, source: Source, plan: BatchPlan) -> int:
+def record_distinct_keys(conn, plan: BatchPlan, distinct: int) -> None:
+    with warehouse.transaction(conn) as cur:
+        cur.execute("UPDATE audit.batch SET distinct_keys = %s WHERE batch_id = %s", (distinct, plan.batch_id))
+
+
+def dedupe(conn, source: Source, plan: BatchPlan) -> tuple[int, int]:
     """Keep one version per key: latest updated_at (a valid timestamp beats none), then the later
     row in source order. Rows without a key are kept (validation quarantines them). The same
-    statement adds the batch's typed columns (staging.rebuild_typed), which suites and merges read."""
+    statement adds the batch's typed columns (staging.rebuild_typed), which suites and merges read.
+    The rows kept are the batch's distinct keys (count_keys' definition: a row without a key
+    counts one; no second pass over the batch to count them). Returns (rows removed, distinct keys)."""
     with warehouse.transaction(conn) as cur:
-        removed = staging.rebuild_typed(cur, source, plan.staging_table, dedupe=True)
-    if removed:
-        log.info("%s: %d duplicate or superseded rows removed before validation", source.code, removed)
-    return removed
+        removed, kept = staging.rebuild_typed(cur, source, plan.staging_table, dedupe=True)
+    log.info("%s: %d distinct keys%s", source.code, kept,
+             f"; {removed} duplicate or superseded rows removed before validation" if removed else "")
+    return removed, kept
 
 
 # ----------------------------------------------------------------------------- validate

@@ -97,8 +97,9 @@ def stage(ses: Session, source: Source, plan: BatchPlan | dict, fetch: Fetch | N
     if stats.extra_columns:
         log.warning("schema drift: %s sent unknown column(s) %s; loaded without them",
                     plan.file_name or source.code, ", ".join(stats.extra_columns))
-    removed = batch.dedupe(ses.conn, source, plan)
-    return {"rows_read": stats.rows_read, "distinct_keys": stats.distinct_keys, "extra_columns": stats.extra_columns,
+    removed, distinct = batch.dedupe(ses.conn, source, plan)
+    batch.record_distinct_keys(ses.conn, plan, distinct)
+    return {"rows_read": stats.rows_read, "distinct_keys": distinct, "extra_columns": stats.extra_columns,
             "removed": removed}
 
 

@@ -137,7 +137,7 @@ def rebuild_typed(cur, source: Source, table: str, *, dedupe: bool) -> int:
     """Rebuild the staging table, in one statement, with its typed columns (parsed_columns,
     commune_join). With `dedupe`, one version per key is kept: the latest parsed watermark (a
     valid one beats none), then the later row in source order; rows without a key are all kept.
-    Returns the rows removed."""
+    Returns (rows removed, rows kept)."""
     t = sql.Identifier(SCHEMA, table)
     rebuilt = sql.Identifier(SCHEMA, table + "_typed")
     parsed = parsed_columns(source)
@@ -183,7 +183,7 @@ def rebuild_typed(cur, source: Source, table: str, *, dedupe: bool) -> int:
     drop(cur, table)
     cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(rebuilt, sql.Identifier(table)))
     cur.execute(sql.SQL("ANALYZE {}").format(t))
-    return before - kept
+    return before - kept, kept
 
 
 def drop(cur, name: str) -> None:
