@@ -344,19 +344,17 @@ def record_extract(conn, plan: BatchPlan, stats: ExtractStats) -> None:
         )
 
 
-def record_distinct_keys(conn, plan: BatchPlan, distinct: int) -> None:
-    with warehouse.transaction(conn) as cur:
-        cur.execute("UPDATE audit.batch SET distinct_keys = %s WHERE batch_id = %s", (distinct, plan.batch_id))
-
-
 def dedupe(conn, source: Source, plan: BatchPlan) -> tuple[int, int]:
     """Keep one version per key: latest updated_at (a valid timestamp beats none), then the later
     row in source order. Rows without a key are kept (validation quarantines them). The same
     statement adds the batch's typed columns (staging.rebuild_typed), which suites and merges read.
     The rows kept are the batch's distinct keys (count_keys' definition: a row without a key
-    counts one; no second pass over the batch to count them). Returns (rows removed, distinct keys)."""
+    counts one; no second pass over the batch to count them), recorded on the batch in the same
+    transaction (a scratch batch of a suite check has no audit row). Returns (rows removed,
+    distinct keys)."""
     with warehouse.transaction(conn) as cur:
         removed, kept = staging.rebuild_typed(cur, source, plan.staging_table, dedupe=True)
+        cur.execute("UPDATE audit.batch SET distinct_keys = %s WHERE batch_id = %s", (kept, plan.batch_id))
     log.info("%s: %d distinct keys%s", source.code, kept,
              f"; {removed} duplicate or superseded rows removed before validation" if removed else "")
     return removed, kept

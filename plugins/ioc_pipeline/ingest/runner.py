@@ -98,7 +98,6 @@ def stage(ses: Session, source: Source, plan: BatchPlan | dict, fetch: Fetch | N
         log.warning("schema drift: %s sent unknown column(s) %s; loaded without them",
                     plan.file_name or source.code, ", ".join(stats.extra_columns))
     removed, distinct = batch.dedupe(ses.conn, source, plan)
-    batch.record_distinct_keys(ses.conn, plan, distinct)
     return {"rows_read": stats.rows_read, "distinct_keys": distinct, "extra_columns": stats.extra_columns,
             "removed": removed}
 
