@@ -150,6 +150,17 @@ def locks_of(dsn: str, pid: int) -> set[tuple[str, str]]:
                              WHERE l.pid = %s AND l.granted AND l.locktype = 'relation'""", (pid,)))
 
 
+def last_copy_settled(dsn: str, pid: int, proc: subprocess.Popen | None = None, log=lambda: "") -> str:
+    """The query text of a backend once it sits idle in its transaction. When the source stalls,
+    the COPY writer's thread may still be sending the chunk before the stall (a slow machine
+    takes a while): wait for that COPY to end, rather than read the state at one instant."""
+    def settled():
+        found = rows(dsn, "SELECT state, query FROM pg_stat_activity WHERE pid = %s", (pid,))
+        return found[0][1] if found and found[0][0] == "idle in transaction" else None
+    return wait_for(settled, f"backend {pid} to finish its COPY and wait idle in its transaction",
+                    timeout=60, proc=proc, log=log)
+
+
 def worker_backends(dsn: str) -> list[int]:
     """Backends of the worker process (a killed worker's backends leave when PostgreSQL sees
     the client socket closed, at the latest when their statement ends)."""

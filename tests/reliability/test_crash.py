@@ -15,8 +15,8 @@ import pytest
 from ioc_pipeline.views import refresh
 from tests.fixtures import databases
 from tests.integration.warehouse_helpers import PROVINCE, migrated, run_batch
-from tests.reliability.support import (blocked_by, diff, kill, lock_held, locks_of, worker_backends, rows, scalar,
-                                       snapshot, start_worker, wait_for, worker_log)
+from tests.reliability.support import (blocked_by, diff, kill, last_copy_settled, lock_held, locks_of, worker_backends,
+                                       rows, scalar, snapshot, start_worker, wait_for, worker_log)
 from tests.reliability.worker import BAD_EVERY, D1, D2, civil_items
 
 pytestmark = pytest.mark.integration
@@ -103,8 +103,8 @@ def test_kill_during_staging_then_the_next_run_marks_it_abandoned_and_completes(
     (pid,) = worker_backends(dsn)
     # the extraction's transaction is open (it emptied staging) and its last statement was a COPY
     assert (staging, "AccessExclusiveLock") in locks_of(dsn, pid)
-    state, query = rows(dsn, "SELECT state, query FROM pg_stat_activity WHERE pid = %s", (pid,))[0]
-    assert state == "idle in transaction" and query.startswith(f'COPY "staging"."civil_status_b{batch_id}"')
+    query = last_copy_settled(dsn, pid, proc=worker, log=lambda: worker_log(tmp_path, spec))
+    assert query.startswith(f'COPY "staging"."civil_status_b{batch_id}"')
     kill(worker)
     wait_until_worker_gone(dsn)
     after = snapshot(dsn)

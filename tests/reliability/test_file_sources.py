@@ -31,8 +31,8 @@ from ioc_pipeline.views import refresh
 from simulator import health_visits, project06_tracker, social_payments
 from tests.integration.warehouse_helpers import (KEY, PROVINCE, all_text_values, find_leaks, migrated,
                                                  run_file_deliveries, sqlalchemy_url)
-from tests.reliability.support import (blocked_by, diff, kill, lock_held, locks_of, rows, scalar, snapshot,
-                                       start_worker, wait_for, worker_backends, worker_log)
+from tests.reliability.support import (blocked_by, diff, kill, last_copy_settled, lock_held, locks_of, rows, scalar,
+                                       snapshot, start_worker, wait_for, worker_backends, worker_log)
 
 pytestmark = pytest.mark.integration
 
@@ -142,8 +142,8 @@ def kill_worker_loading(phase: str, dsn: str, landing: Path, big: str, tmp_path:
         (pid,) = worker_backends(dsn)
         # the staging transaction is open (it emptied the table) and its last statement was a COPY
         assert (f"staging.health_visits_b{batch_id}", "AccessExclusiveLock") in locks_of(dsn, pid)
-        state, query = rows(dsn, "SELECT state, query FROM pg_stat_activity WHERE pid = %s", (pid,))[0]
-        assert state == "idle in transaction" and query.startswith(f'COPY "staging"."health_visits_b{batch_id}"')
+        query = last_copy_settled(dsn, pid, proc=worker, log=lambda: worker_log(tmp_path, spec))
+        assert query.startswith(f'COPY "staging"."health_visits_b{batch_id}"')
         kill(worker)
     else:
         with lock_held(dsn, "core.health_visits") as locker:
