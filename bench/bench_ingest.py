@@ -246,6 +246,14 @@ def bench_one(params: dict, code: str, n: int, workdir: Path, quarantine_before:
         result["sim_cpu"] = result["sim_db_cpu"] = None
         if sim_proc is not None:
             result["sim_cpu"], result["sim_db_cpu"] = benchlib.source_side_cpu(sim_proc, sim_dsn)
+        dlt_source = {}
+        if with_dlt and source.kind != "file":
+            rest = (port, token) if sim_proc is not None else (None, None)
+            dlt_source = dlt_from_source(params, created, source, sim_dsn, result["window_end"], *rest, workdir)
+            if dlt_source["dlt_rows"] != result["rows_loaded"] + result["quarantined"]:
+                log.info("%s N=%d: dlt kept %d rows (the pipeline loaded %d and quarantined %d)", code, n,
+                         dlt_source["dlt_rows"], result["rows_loaded"], result["quarantined"])
+        if sim_proc is not None:
             benchlib.stop_process(sim_proc)
             sim_proc = None
 
@@ -275,7 +283,8 @@ def bench_one(params: dict, code: str, n: int, workdir: Path, quarantine_before:
         if source.kind != "file":
             copy_file.unlink()
         return {"source": code, "n": n, "records": records, "generate_s": generate_s, "copy_rows": exported,
-                "copy_s": copy_s, "copy_idx_s": copy_idx_s, "indexes": indexes, "dlt": dlt, **result}
+                "copy_s": copy_s, "copy_idx_s": copy_idx_s, "indexes": indexes, "dlt": dlt, "dlt_source": dlt_source,
+                **result}
     finally:
         if sim_proc is not None:
             benchlib.stop_process(sim_proc)
@@ -283,11 +292,37 @@ def bench_one(params: dict, code: str, n: int, workdir: Path, quarantine_before:
         benchlib.drop_databases(params, created)
 
 
+def dlt_from_source(params: dict, created: list[str], source, sim_dsn: str, window_end: str, port: int | None,
+                    token: str | None, workdir: Path) -> dict:
+    """dlt extracting the same window from the same source (its SQL source reading the source's
+    table, or its REST client paging the simulator's API) and merging it on the key: the peer
+    that pays for the extraction, as the pipeline does. The CSV run (`dlt_load.load`) does not."""
+    import dlt_load
+    from ioc_pipeline.extract import rest_source, sql_source
+    from ioc_pipeline.extract.window import Window
+
+    dsn = benchlib.create_database(params, "dlt", created)
+    if source.kind == "sql":
+        schema, table = sql_source.table_of(source)
+        log.info("%s: dlt reads %s.%s from the source database (sql_table, pyarrow backend)", source.code, schema,
+                 table)
+        out = benchlib.run_in_child(dlt_load.load_sql, sim_dsn, schema, table, source.watermark, window_end, dsn,
+                                    list(source.key), str(workdir))
+    else:
+        query = rest_source.window_params(Window(None, window_end, UNTIL.isoformat(), PROVINCE))
+        log.info("%s: dlt pages %s from the simulator's REST server (RESTClient)", source.code, source.path)
+        out = benchlib.run_in_child(dlt_load.load_rest, f"http://127.0.0.1:{port}", source.path, query, token,
+                                    list(CIVIL_FIELDS), dsn, list(source.key), str(workdir))
+    log.info("%s: dlt from the source in %.1f s, %d rows in its table, peak RSS %.0f MB", source.code, out["dlt_s"],
+             out["dlt_rows"], out["peak_rss_mb"])
+    return out
+
+
 # ----------------------------------------------------------------------------- report
 
 HEAD = ("source", "N", "rows read", "e2e s", "e2e rows/s", "COPY rows/s", "COPY idx rows/s", "e2e/COPY",
-        "e2e/COPY idx", "dlt rows/s", "e2e/dlt", "extract s", "dedupe s", "validate s", "publish s", "other s",
-        "CPU s", "peak RSS MB", "dlt RSS MB")
+        "e2e/COPY idx", "dlt rows/s", "e2e/dlt", "dlt src rows/s", "e2e/dlt src", "extract s", "dedupe s",
+        "validate s", "publish s", "other s", "CPU s", "peak RSS MB", "dlt RSS MB")
 
 
 def table(results: list[dict]) -> str:
@@ -298,10 +333,12 @@ def table(results: list[dict]) -> str:
         copy = r["copy_rows"] / r["copy_s"]
         copy_idx = r["copy_rows"] / r["copy_idx_s"]
         dlt = r["copy_rows"] / r["dlt"]["dlt_s"] if r["dlt"] else None
+        dlt_src = r["rows_read"] / r["dlt_source"]["dlt_s"] if r.get("dlt_source") else None
         other = t["total"] - t["extract"] - t["dedupe"] - t["validate"] - t["publish"]
         lines.append((r["source"], f"{r['n']:,}", f"{r['rows_read']:,}", f"{t['total']:.1f}", f"{e2e:,.0f}",
                       f"{copy:,.0f}", f"{copy_idx:,.0f}", f"{e2e / copy:.3f}x", f"{e2e / copy_idx:.3f}x",
                       f"{dlt:,.0f}" if dlt else "-", f"{e2e / dlt:.2f}x" if dlt else "-",
+                      f"{dlt_src:,.0f}" if dlt_src else "-", f"{e2e / dlt_src:.2f}x" if dlt_src else "-",
                       f"{t['extract']:.1f}", f"{t['dedupe']:.1f}", f"{t['validate']:.1f}", f"{t['publish']:.1f}",
                       f"{other:.1f}", f"{r['cpu']['total']:.1f}", f"{r['peak_rss_mb']:.0f}",
                       f"{r['dlt']['peak_rss_mb']:.0f}" if r["dlt"] else "-"))
@@ -371,7 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     print("e2e = the ingest process from begin to cleanup (extract from the source, staging, dedupe, GX validation in"
           " PostgreSQL, publish); COPY = the same rows (CSV) into a plain table of text columns; COPY idx = into the"
           " same table with the core table's key and indexes; dlt = dlt loading the same rows (arrow, csv load files,"
-          " merge on the key); ratios are e2e rows/s over theirs")
+          " merge on the key) from that CSV; dlt src = dlt extracting them from the source itself (SQL: sql_table,"
+          " pyarrow backend; REST: its RESTClient paging the simulator) and loading them the same way; ratios are"
+          " e2e rows/s over theirs")
     print(table(results))
     if text := publish_table(results):
         print()

@@ -11,6 +11,7 @@ telemetry is off and its home is a temporary folder.
 """
 from __future__ import annotations
 
+import datetime
 import os
 import time
 from pathlib import Path
@@ -20,11 +21,7 @@ BATCH_ROWS = 200_000
 
 def load(csv_path: str, wh_dsn: str, key: list[str], workdir: str) -> dict:
     """Load a CSV (header line, all text) through dlt; returns seconds and rows loaded."""
-    os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
-    os.environ["DLT_DATA_DIR"] = str(Path(workdir) / "dlt-data")
-    os.environ["DLT_PROJECT_DIR"] = str(Path(workdir) / "dlt-project")
-    os.environ["DESTINATION__POSTGRES__CREDENTIALS"] = _url(wh_dsn)
-    import dlt
+    dlt = _offline_dlt(wh_dsn, workdir)
     import pyarrow as pa
     from pyarrow import csv as pacsv
 
@@ -37,10 +34,71 @@ def load(csv_path: str, wh_dsn: str, key: list[str], workdir: str) -> dict:
 
     resource = dlt.resource(batches, name="bench_rows", write_disposition="merge", primary_key=key,
                             file_format="csv")
+    return _run(dlt, resource, workdir)
+
+
+def load_sql(source_dsn: str, schema: str, table: str, watermark: str, window_end: str, wh_dsn: str,
+             key: list[str], workdir: str) -> dict:
+    """The same window read from the source database by dlt's own SQL source (`sql_table`, its
+    pyarrow backend: typed columns, chunks as Arrow tables), merged on the key like `load`.
+    Unlike `load`, dlt pays for the extraction, as the pipeline does."""
+    dlt = _offline_dlt(wh_dsn, workdir)
+    from dlt.sources.sql_database import sql_table
+
+    end = datetime.datetime.fromisoformat(window_end)
+
+    def window(query, tbl):
+        return query.where(tbl.c[watermark] < end)
+
+    resource = sql_table(credentials=_url(source_dsn), schema=schema, table=table, backend="pyarrow",
+                         chunk_size=BATCH_ROWS, query_adapter_callback=window)
+    resource.apply_hints(write_disposition="merge", primary_key=key, file_format="csv")
+    return _run(dlt, resource, workdir)
+
+
+def load_rest(base_url: str, path: str, params: dict, token: str, fields: list[str], wh_dsn: str, key: list[str],
+              workdir: str) -> dict:
+    """The same window paged from the source's REST API with dlt's own REST client (bearer token,
+    page numbers up to the answer's total_pages, 1000 items a page, one page at a time as the
+    pipeline pages), each page an Arrow table of text columns, merged on the key like `load`."""
+    dlt = _offline_dlt(wh_dsn, workdir)
+    import json
+    import pyarrow as pa
+    from dlt.sources.helpers.rest_client import RESTClient
+    from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
+    from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator
+
+    text = pa.schema([(f, pa.string()) for f in fields])
+    client = RESTClient(base_url=base_url, auth=BearerTokenAuth(token), data_selector="items",
+                        paginator=PageNumberPaginator(base_page=1, page_param="page", total_path="total_pages"))
+
+    def pages():
+        for page in client.paginate(path, params={**params, "page_size": 1000}):
+            columns = {f: [v if v is None or v.__class__ is str else json.dumps(v)
+                           for v in (item.get(f) for item in page)] for f in fields}
+            yield pa.Table.from_pydict(columns, schema=text)
+
+    resource = dlt.resource(pages, name="bench_rows", write_disposition="merge", primary_key=key,
+                            file_format="csv")
+    return _run(dlt, resource, workdir)
+
+
+def _offline_dlt(wh_dsn: str, workdir: str):
+    os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+    os.environ["DLT_DATA_DIR"] = str(Path(workdir) / "dlt-data")
+    os.environ["DLT_PROJECT_DIR"] = str(Path(workdir) / "dlt-project")
+    os.environ["DESTINATION__POSTGRES__CREDENTIALS"] = _url(wh_dsn)
+    import dlt
+
+    return dlt
+
+
+def _run(dlt, resource, workdir: str) -> dict:
+    """Run one resource into the warehouse's bench_dlt dataset; seconds and rows in its table."""
     pipeline = dlt.pipeline(pipeline_name="ioc_bench_dlt", destination="postgres", dataset_name="bench_dlt",
                             pipelines_dir=str(Path(workdir) / "dlt-pipelines"), progress=None)
     t = time.perf_counter()
-    pipeline.run(resource, loader_file_format="csv")
+    pipeline.run(resource, table_name="bench_rows", loader_file_format="csv")
     seconds = time.perf_counter() - t
     with pipeline.sql_client() as client:
         loaded = client.execute_sql("SELECT count(*) FROM bench_rows")[0][0]
