@@ -304,7 +304,7 @@ def dlt_from_source(params: dict, created: list[str], source, sim_dsn: str, wind
     dsn = benchlib.create_database(params, "dlt", created)
     if source.kind == "sql":
         schema, table = sql_source.table_of(source)
-        log.info("%s: dlt reads %s.%s from the source database (sql_table, pyarrow backend)", source.code, schema,
+        log.info("%s: dlt reads %s.%s from the source database (sql_table, connectorx backend)", source.code, schema,
                  table)
         out = benchlib.run_in_child(dlt_load.load_sql, sim_dsn, schema, table, source.watermark, window_end, dsn,
                                     list(source.key), str(workdir))
@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
           " PostgreSQL, publish); COPY = the same rows (CSV) into a plain table of text columns; COPY idx = into the"
           " same table with the core table's key and indexes; dlt = dlt loading the same rows (arrow, csv load files,"
           " merge on the key) from that CSV; dlt src = dlt extracting them from the source itself (SQL: sql_table,"
-          " pyarrow backend; REST: its RESTClient paging the simulator) and loading them the same way; ratios are"
+          " connectorx backend; REST: its RESTClient paging the simulator) and loading them the same way; ratios are"
           " e2e rows/s over theirs")
     print(table(results))
     if text := publish_table(results):
