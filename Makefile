@@ -76,8 +76,8 @@ $(DEV_STAMP): $(STAMP) requirements-dev.lock
 	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
 	touch $(DEV_STAMP)
 
-# One pytest worker per core (pytest-xdist); the tests of the shared Airflow run and the other
-# end-to-end tests stay together on one worker (tests/conftest.py, SERIAL_GROUP). PYTEST_ARGS
+# One pytest worker per core (pytest-xdist); the tests of the shared Airflow run stay together
+# on one worker (tests/conftest.py, SERIAL_GROUP; docs/testing.md). PYTEST_ARGS
 # adds options, e.g. PYTEST_ARGS="-n 0" for one process, or "--durations=20".
 PYTEST_PARALLEL := -n auto --dist loadgroup
 test: $(DEV_STAMP)

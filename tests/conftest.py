@@ -31,8 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 # Tests that must share one worker under pytest-xdist (`make test` runs `-n auto --dist
-# loadgroup`): the session's real Airflow run (fixture pipeline_run, built once per worker that
-# asks for it) and the end-to-end tests (make demo, make stop, the stack's processes).
+# loadgroup`): the users of the session's real Airflow run (fixture pipeline_run, built once per
+# worker that asks for it: in this group, once). The other end-to-end tests start their own
+# Airflow or stack and run on whichever worker is free.
 SERIAL_GROUP = "airflow_e2e"
 
 
@@ -74,9 +75,13 @@ def _create_cluster_roles(params: dict) -> None:
         databases.drop(params, name)
 
 
+# tryfirst: xdist reads the xdist_group marks in its own collection hook (it suffixes the node
+# id with the group); a mark added after it is ignored and the group is silently split.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if "pipeline_run" in item.fixturenames or item.get_closest_marker("e2e") or item.get_closest_marker("browser"):
+        # the browser test asks for the run inside its `page` fixture (after its skip checks)
+        if "pipeline_run" in item.fixturenames or item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP))
 
 
