@@ -16,7 +16,9 @@ from ioc_pipeline import warehouse
 from ioc_pipeline.declaration.catalog import Source
 
 STEPS = ("begin", "extract", "record_extract", "dedupe", "validate", "publish", "cleanup")
-_BATCH_STEPS = {"extract": "extract", "record_extract": "record_extract", "dedupe": "dedupe",
+# "dedupe": dedupe with the validation module's import alongside (batch.dedupe_and_load_validation);
+# "validate": the suite and its bookkeeping
+_BATCH_STEPS = {"extract": "extract", "record_extract": "record_extract", "dedupe_and_load_validation": "dedupe",
                 "validate": "validate", "publish": "publish", "cleanup": "cleanup"}
 
 

@@ -7,7 +7,7 @@ it must be measured on the same staged rows, not across two runs of the whole be
 
     python bench/profile_validate.py --source tuition --rows 1000000 [--baseline 667b2d6] [--repeat 2]
 
-1. fresh databases; the simulator generates N records; begin -> extract -> dedupe stage them
+1. fresh databases; the simulator generates N records; begin, stage and dedupe put them in staging
    (not timed) in this process;
 2. the whole suite with validation.validate_table, --repeat times (and with the baseline module);
 3. each expectation alone (a one-expectation suite), minus the time of an empty suite's run
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from ioc_pipeline.ingest import runner, validation
+    from ioc_pipeline.ingest import batch, runner, validation
     from ioc_pipeline.declaration import catalog
     from ioc_pipeline import config, warehouse
 
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             ses = runner.Session(conn, key=key, province_code=PROVINCE)
             plan = runner.open_window(ses, source, "profile", UNTIL)
             staged = runner.stage(ses, source, plan)
+            batch.dedupe(conn, source, plan)
             url = benchlib.sqlalchemy_url(wh_dsn)
             suite_path = config.EXPECTATIONS_DIR / f"{source.code}.json"
             load_before = os.getloadavg()

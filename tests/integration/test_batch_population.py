@@ -287,3 +287,45 @@ def test_snapshots_from_the_simulator_give_the_ground_truth(make_database, make_
     for key, (num, den) in expected.items():
         got = actual[key]
         assert (got["numerator"], got["denominator"], got["value"]) == (num, den, pct(num, den)), key
+
+
+# ----------------------------------------------------------------------------- the steps
+
+def test_stage_keeps_what_arrived_and_check_dedupes_then_validates(warehouse_db):
+    """The DAG's extract task (runner.stage) stages every row that arrived; its validate task
+    (runner.check) keeps one version per key (while GX is imported) and then runs the suite."""
+    conn = migrated(warehouse_db)
+    ses, source = session(conn, warehouse_db), catalog.get("population")
+    items = [good(c) for c in DA_NANG[:5]] + [good(DA_NANG[0], residents=1001)]   # a repeat of one key
+    plan = runner.open_window(ses, source, "steps", D)
+    try:
+        assert runner.stage(ses, source, plan, lambda: (iter(items), lambda: None))["rows_read"] == 6
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT count(*) FROM staging.{plan.staging_table}")
+            assert cur.fetchone()[0] == 6
+        conn.commit()
+        checked = runner.check(ses, source, plan)
+        assert (checked["removed"], checked["distinct_keys"], checked["quarantined"]) == (1, 5, 0)
+        assert checked["evaluated"] > 0
+    finally:
+        runner.cleanup(ses, plan)
+
+
+def test_a_failing_dedupe_fails_the_check_before_any_validation(warehouse_db):
+    conn = migrated(warehouse_db)
+    ses, source = session(conn, warehouse_db), catalog.get("population")
+    plan = runner.open_window(ses, source, "steps", D)
+    try:
+        runner.stage(ses, source, plan, lambda: (iter([good(DA_NANG[0])]), lambda: None))
+        with conn.cursor() as cur:
+            cur.execute(f"DROP TABLE staging.{plan.staging_table}")
+        conn.commit()
+        with pytest.raises(psycopg2.errors.UndefinedTable):
+            runner.check(ses, source, plan)
+        conn.rollback()
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM audit.validation_result WHERE batch_id = %s", (plan.batch_id,))
+            assert cur.fetchone()[0] == 0
+        conn.commit()
+    finally:
+        runner.cleanup(ses, plan)

@@ -81,13 +81,13 @@ def open_window(ses: Session, source: Source, dag_run_id: str, as_of: dt.date, *
 
 def stage(ses: Session, source: Source, plan: BatchPlan | dict, fetch: Fetch | None = None, *,
           max_extractions: int = 3) -> dict:
-    """Extract the batch into staging (again while the source's total says keys were skipped),
-    record what arrived, and keep one version per key. `fetch` defaults to the source's own
-    extractor over the plan's window."""
+    """Extract the batch into staging (again while the source's total says keys were skipped)
+    and record what arrived. `fetch` defaults to the source's own extractor over the plan's
+    window. The staged rows are deduplicated by `check`, in the validating task."""
     plan = _plan(plan)
     if plan.empty_window:
         log.info("%s: window is empty (already loaded up to %s): nothing to extract", source.code, plan.window_start)
-        return {"rows_read": 0, "distinct_keys": 0, "extra_columns": [], "removed": 0}
+        return {"rows_read": 0, "extra_columns": []}
     if fetch is None:
         from ioc_pipeline.extract import fetchers
 
@@ -97,17 +97,18 @@ def stage(ses: Session, source: Source, plan: BatchPlan | dict, fetch: Fetch | N
     if stats.extra_columns:
         log.warning("schema drift: %s sent unknown column(s) %s; loaded without them",
                     plan.file_name or source.code, ", ".join(stats.extra_columns))
-    removed, distinct = batch.dedupe(ses.conn, source, plan)
-    return {"rows_read": stats.rows_read, "distinct_keys": distinct, "extra_columns": stats.extra_columns,
-            "removed": removed}
+    return {"rows_read": stats.rows_read, "extra_columns": stats.extra_columns}
 
 
 def check(ses: Session, source: Source, plan: BatchPlan | dict) -> dict:
-    """Run the source's suite in PostgreSQL; quarantine failing rows or fail the batch."""
+    """Keep one version per key, then run the source's suite in PostgreSQL; quarantine failing
+    rows or fail the batch."""
     plan = _plan(plan)
     if plan.empty_window:
-        return {"evaluated": 0, "quarantined": 0}
-    return batch.validate(ses.conn, source, plan, sqlalchemy_url=ses.sqlalchemy_url)
+        return {"distinct_keys": 0, "removed": 0, "evaluated": 0, "quarantined": 0}
+    removed, distinct = batch.dedupe_and_load_validation(ses.conn, source, plan)
+    summary = batch.validate(ses.conn, source, plan, sqlalchemy_url=ses.sqlalchemy_url)
+    return {"removed": removed, **summary, "distinct_keys": distinct}
 
 
 def publish(ses: Session, source: Source, plan: BatchPlan | dict, *, finish_run: bool = True) -> dict:

@@ -75,7 +75,8 @@ with the `as_of_date` param (docs/operations.md, "As-of date").
 {_window(source)}
 
 **Tasks**: `begin` (checks the warehouse is migrated, as-of date, audit rows, window, staging table) → `extract`
-(retried with backoff) → `validate` → `publish`; `cleanup` drops the staging tables whatever happened.
+(retried with backoff) → `validate` (keeps one version per key, runs the suite) → `publish`; `cleanup` drops
+the staging tables whatever happened.
 
 **Writes** {", ".join(writes)}: the latest valid version per key ({", ".join(f"`{k}`" for k in source.key)}),
 failing rows with their reasons and personal IDs masked. `publish` emits the Asset

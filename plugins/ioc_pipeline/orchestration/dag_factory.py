@@ -251,7 +251,7 @@ def build_ingest_dag(source: Source) -> DAG:
               retries=2, retry_delay=dt.timedelta(minutes=1), retry_exponential_backoff=True,
               max_retry_delay=dt.timedelta(minutes=10))
         def extract(plan: dict) -> dict:
-            """Extract the window into staging and dedupe it (retried with backoff: network step)."""
+            """Extract the window into staging (retried with backoff: network step)."""
             from ioc_pipeline.ingest import runner
 
             with runner.session() as ses:
@@ -263,7 +263,7 @@ def build_ingest_dag(source: Source) -> DAG:
 
         @task(**_limits("validate"))
         def validate(plan: dict, extracted: dict) -> dict:
-            """Run the source's expectation suite inside PostgreSQL; quarantine or fail."""
+            """Keep one version per key, run the source's expectation suite inside PostgreSQL; quarantine or fail."""
             from ioc_pipeline.ingest import runner
 
             with runner.session() as ses:
