@@ -197,3 +197,60 @@ def test_gx_info_logging_is_silenced(tmp_path, staged, caplog):
              if r.name.startswith("great_expectations") and r.levelno < logging.WARNING]
     assert noisy == []
     assert logging.getLogger("great_expectations").getEffectiveLevel() == logging.WARNING
+
+
+def test_failing_rows_are_exactly_those_gx_lists_itself(tmp_path, empty_db):
+    """The lean pass names a map expectation's rows by GX's own query for them; the oracle is
+    GX's COMPLETE result on the same table, which lists them itself. A row_condition, which
+    GX's query string leaves out, must not widen the set (those are named by COMPLETE)."""
+    with psycopg2.connect(empty_db) as conn, conn.cursor() as cur:
+        cur.execute("CREATE SCHEMA staging")
+        cur.execute(
+            "CREATE UNLOGGED TABLE staging.wide AS SELECT g::bigint AS _row_id,"
+            " CASE WHEN g % 7 = 0 THEN NULL ELSE 'K' || (g % 40) END AS code,"   # repeats, nulls
+            " CASE WHEN g % 11 = 0 THEN 'X' ELSE 'M' END AS sex,"
+            " g % 13 AS a, g % 17 AS b, 'D' || lpad((g % 120)::text, 2, '0') AS district_code"
+            " FROM generate_series(1, 3000) g"
+        )
+        cur.execute("INSERT INTO staging.wide VALUES (5001, 'UNIQUE-1', 'F', 1, 1, 'D01')")
+    conn.close()
+    url = sqlalchemy_url(empty_db)
+    expectations = [
+        exp("expect_column_values_to_not_be_null", column="code"),
+        exp("expect_column_values_to_be_unique", column="code"),
+        exp("expect_column_values_to_be_in_set", column="sex", value_set=["M", "F"]),
+        exp("expect_column_values_to_match_regex", column="district_code", regex="^D[0-9]{2}$"),
+        exp("expect_column_values_to_be_between", column="a", min_value=0, max_value=9),
+        exp("expect_column_values_to_not_be_null", column="code", mostly=0.5),
+        exp("expect_column_pair_values_to_be_equal", column_A="a", column_B="b"),
+        exp("expect_select_column_values_to_be_unique_within_record", column_list=["a", "b"]),
+        exp("expect_column_values_to_be_in_set", column="sex", value_set=["M"],
+            row_condition='col("b") > 8', condition_parser="great_expectations"),
+        exp("expect_column_values_to_not_be_null", column="sex"),  # nothing unexpected
+    ]
+    results = run(tmp_path, url, expectations, table="wide")
+
+    import great_expectations as gx
+
+    batch = (
+        gx.get_context(mode="ephemeral")
+        .data_sources.add_postgres("oracle", connection_string=url)
+        .add_table_asset("t", table_name="wide", schema_name="staging")
+        .add_batch_definition_whole_table("all")
+        .get_batch()
+    )
+    suite = load_suite(tmp_path / "src_test.json").gx_suite
+    oracle = batch.validate(suite, result_format={
+        "result_format": "COMPLETE", "unexpected_index_column_names": ["_row_id"],
+        "partial_unexpected_count": 10**6})
+    by_id = {evr.expectation_config.id: evr for evr in oracle.results}
+    for r, expectation in zip(results, suite.expectations):
+        evr = by_id[expectation.id]
+        listed = sorted(
+            (e["_row_id"] for e in evr.result["unexpected_index_list"]), key=int
+        ) if evr.result.get("unexpected_index_list") else []
+        assert r.exception is None, r
+        assert (r.success, r.unexpected_count, r.failing_row_ids) == (
+            evr.success, evr.result["unexpected_count"], [int(i) for i in listed]), r.type
+    assert results[1].unexpected_count > 2000 and results[8].failing_row_ids  # the checks bite
+    assert len(results[8].failing_row_ids) < len(results[2].failing_row_ids)
