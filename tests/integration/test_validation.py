@@ -58,6 +58,19 @@ def run(tmp_path, url, expectations, table="batch_t") -> list[ExpectationResult]
     return validate_table(url, "staging", table, load_suite(path))
 
 
+def plain_gx_batch(url: str, table: str):
+    """GX on its own (not through validate_table): the control and the oracle of tests below."""
+    import great_expectations as gx
+
+    return (
+        gx.get_context(mode="ephemeral")
+        .data_sources.add_postgres("plain", connection_string=url)
+        .add_table_asset("t", table_name=table, schema_name="staging")
+        .add_batch_definition_whole_table("all")
+        .get_batch()
+    )
+
+
 def exp(etype, severity=None, **kwargs) -> dict:
     item = {"type": etype, "kwargs": kwargs}
     if severity:
@@ -158,16 +171,7 @@ def test_no_row_value_leaks_into_results(tmp_path, staged):
     assert results[6].exception and "<redacted>" in results[6].exception
 
     # Control: plain GX on the same data does carry the value, so the check above can fail.
-    import great_expectations as gx
-
-    batch = (
-        gx.get_context(mode="ephemeral")
-        .data_sources.add_postgres("control", connection_string=staged)
-        .add_table_asset("t", table_name="batch_t", schema_name="staging")
-        .add_batch_definition_whole_table("all")
-        .get_batch()
-    )
-    raw = batch.validate(load_suite(tmp_path / "src_test.json").gx_suite, result_format="COMPLETE")
+    raw = plain_gx_batch(staged, "batch_t").validate(load_suite(tmp_path / "src_test.json").gx_suite, result_format="COMPLETE")
     assert SECRET in json.dumps(raw.to_json_dict())
 
 
@@ -230,17 +234,8 @@ def test_failing_rows_are_exactly_those_gx_lists_itself(tmp_path, empty_db):
     ]
     results = run(tmp_path, url, expectations, table="wide")
 
-    import great_expectations as gx
-
-    batch = (
-        gx.get_context(mode="ephemeral")
-        .data_sources.add_postgres("oracle", connection_string=url)
-        .add_table_asset("t", table_name="wide", schema_name="staging")
-        .add_batch_definition_whole_table("all")
-        .get_batch()
-    )
     suite = load_suite(tmp_path / "src_test.json").gx_suite
-    oracle = batch.validate(suite, result_format={
+    oracle = plain_gx_batch(url, "wide").validate(suite, result_format={
         "result_format": "COMPLETE", "unexpected_index_column_names": ["_row_id"],
         "partial_unexpected_count": 10**6})
     by_id = {evr.expectation_config.id: evr for evr in oracle.results}
