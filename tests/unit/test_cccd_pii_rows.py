@@ -1,4 +1,6 @@
 """Pure functions: CCCD structure, keyed hash and mask, staging-row building, NFC."""
+import hashlib
+import hmac
 import unicodedata
 
 import pytest
@@ -48,6 +50,17 @@ def test_keyed_hash_is_stable_keyed_and_not_the_id():
     # known HMAC-SHA256 vector (RFC 4231 test case 2)
     assert pii.keyed_hash(b"Jefe", "what do ya want for nothing?") == \
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    # RFC 4231 test case 6: a key longer than the block size is hashed first
+    assert pii.keyed_hash(b"\xaa" * 131, "Test Using Larger Than Block-Size Key - Hash Key First") == \
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+
+
+@pytest.mark.parametrize("key", [b"", b"Jefe", b"k" * 32, b"k" * 64, b"k" * 65, bytes(range(256))])
+def test_keyed_hash_is_hmac_sha256_and_keyed_hashes_is_it_per_value(key):
+    values = ["049195000001", "", "Cafe\u0301", "x" * 200, None]
+    expected = [None if v is None else hmac.new(key, v.encode(), hashlib.sha256).hexdigest() for v in values]
+    assert pii.keyed_hashes(key, values) == expected
+    assert [pii.keyed_hash(key, v) for v in values[:-1]] == expected[:-1]
 
 
 def test_mask_keeps_only_the_prefix():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import hmac
+import hmac  # key_fingerprint; keyed_hash is the same construction, by hand for speed
 
 # Hash of this fixed text identifies the key in the audit schema without revealing it, so a
 # changed key is detected instead of silently splitting every person in two.
@@ -16,16 +16,41 @@ _FINGERPRINT_TEXT = b"ioc_pii_key fingerprint v1"
 
 
 @functools.lru_cache(maxsize=4)
-def _hmac_of(key: bytes) -> hmac.HMAC:
-    return hmac.new(key, digestmod=hashlib.sha256)
+def _pads(key: bytes) -> tuple:
+    """SHA-256 states after the key's inner and outer pads (RFC 2104): HMAC(key, m) is
+    outer(inner(m)). Built once per key and copied per value, which is two C calls where
+    hmac.HMAC.copy is several Python ones (0.7 against 1.1 us a value)."""
+    if len(key) > 64:   # the SHA-256 block size: longer keys are hashed first
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    return (hashlib.sha256(bytes(b ^ 0x36 for b in key)), hashlib.sha256(bytes(b ^ 0x5C for b in key)))
 
 
 def keyed_hash(key: bytes, value: str) -> str:
-    """Hex HMAC-SHA256 of an identifier (already stripped and normalised by the caller). The
-    key's HMAC state is built once and copied for each value: two IDs a row, a million rows."""
-    h = _hmac_of(key).copy()
-    h.update(value.encode("utf-8"))
-    return h.hexdigest()
+    """Hex HMAC-SHA256 of an identifier (already stripped and normalised by the caller)."""
+    inner_pad, outer_pad = _pads(key)
+    inner = inner_pad.copy()
+    inner.update(value.encode("utf-8"))
+    outer = outer_pad.copy()
+    outer.update(inner.digest())
+    return outer.hexdigest()
+
+
+def keyed_hashes(key: bytes, values: list[str | None]) -> list[str | None]:
+    """keyed_hash of each value (None stays None): a column of a million IDs at a time."""
+    inner_pad, outer_pad = _pads(key)
+    out: list[str | None] = []
+    append = out.append
+    for value in values:
+        if value is None:
+            append(None)
+            continue
+        inner = inner_pad.copy()
+        inner.update(value.encode("utf-8"))
+        outer = outer_pad.copy()
+        outer.update(inner.digest())
+        append(outer.hexdigest())
+    return out
 
 
 def key_fingerprint(key: bytes) -> str:
