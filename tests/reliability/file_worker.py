@@ -12,6 +12,19 @@ import datetime as dt
 import json
 import os
 import sys
+import time
+from pathlib import Path
+
+
+def stalling_batches(batches, pause_after: int, signal_file: str):
+    """Record batches (file_source.CsvColumns) that stall once `pause_after` rows were read."""
+    rows = 0
+    for batch in batches:
+        if rows >= pause_after:
+            Path(signal_file).write_text("staging")
+            time.sleep(600)  # the source stalls: the test kills us here
+        rows += batch.num_rows
+        yield batch
 
 
 def main(spec: dict) -> None:
@@ -22,12 +35,19 @@ def main(spec: dict) -> None:
     from tests.reliability.worker import stalling
 
     if spec.get("pause_after") is not None:
-        read = file_source.read_items
+        read, read_columns = file_source.read_items, file_source.read_columns
 
         def stalling_read(root, source, delivery):
             return stalling(read(root, source, delivery), spec["pause_after"], spec["signal"])
 
-        file_source.read_items = stalling_read   # file_batches reads through the module attribute
+        def stalling_columns(root, source, delivery):
+            columns = read_columns(root, source, delivery)
+            columns.batches = stalling_batches(columns.batches, spec["pause_after"], spec["signal"])
+            return columns
+
+        # file_batches reads through the module attributes, a plain CSV column by column
+        file_source.read_items, file_source.read_columns = stalling_read, stalling_columns
+        file_source.COLUMNAR_BLOCK_BYTES = 64 * 1024   # record batches small against pause_after
     # chunks small against pause_after: at the pause all but the few in flight are in COPY
     row_workers.CHUNK_ROWS = 1000
     conn = warehouse.connect(spec["dsn"], application_name=os.environ["PGAPPNAME"])

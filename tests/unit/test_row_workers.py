@@ -48,7 +48,7 @@ def _encode(items, *, workers: int) -> TextWriter:
 
 def _one_row_at_a_time(items) -> str:
     build = rows.row_builder(catalog.get("health_visits"), KEY, "2026-11-19", "48")
-    return "".join("\t".join(map(staging._encode, build(i, item))) + "\n" for i, item in enumerate(items, 1))
+    return "".join("\t".join(map(staging.encode_value, build(i, item))) + "\n" for i, item in enumerate(items, 1))
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 1000])
@@ -65,7 +65,7 @@ def test_encode_line_escapes_exactly_as_value_by_value():
     values = [*HOSTILE_VALUES, True, False, 0, -5, 1990, 2.5]
     for i in range(len(values)):
         row = values[i:] + values[:i]
-        assert staging.encode_line(row) == "\t".join(map(staging._encode, row)) + "\n"
+        assert staging.encode_line(row) == "\t".join(map(staging.encode_value, row)) + "\n"
         assert staging.encode_line(tuple(row)) == staging.encode_line(iter(row))
 
 

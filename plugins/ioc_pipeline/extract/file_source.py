@@ -8,13 +8,19 @@ Two halves:
 - `read_items` streams one delivery as items (dicts of text) for batch.stage_items: CSV read as
   text with no type inference, workbooks cell by cell by the contract's rules. A file that cannot
   be read raises FileUnreadable with one line naming the file and the problem; rows already staged
-  are rolled back with the batch.
+  are rolled back with the batch. It is the definition of how a delivery is read.
+- `read_columns` reads a plain CSV delivery (no quote, no NUL, no lone CR, valid UTF-8, every
+  row as wide as the header) as Arrow record batches of text, for ingest/columnar.py: a million
+  health visits in 0.2 s, against 2 s as items. On such a file the two readers agree cell for
+  cell (tests/unit/test_columnar.py); anything else raises NotColumnar before or while
+  reading, and the caller reads the file with read_items.
 Cell values never appear in messages: they may be personal data.
 """
 from __future__ import annotations
 
 import calendar
 import codecs
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -30,7 +36,8 @@ from collections.abc import Iterator
 
 from ioc_pipeline import config
 from ioc_pipeline.declaration.catalog import FileSpec, Sheet, Source
-from ioc_pipeline.ingest.rows import CELL_ERRORS
+from ioc_pipeline.errors import NotColumnar
+from ioc_pipeline.ingest.rows import CELL_ERRORS, WHITESPACE
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +187,8 @@ def _utf8_lines(raw, name: str) -> Iterator[str]:
             raise FileUnreadable(f"{name}: not valid UTF-8 on line {number} (byte {exc.start + 1}: {exc.reason})") from None
 
 
-def _csv_items(path: Path, name: str, columns: list[str]) -> Iterator[dict]:
+def _csv_rows(path: Path, name: str, columns: list[str]) -> Iterator:
+    """(header, width) first, then each row after the header, blank lines and blank rows skipped."""
     csv.field_size_limit(CSV_FIELD_LIMIT)
     with open(path, "rb") as raw:
         reader = csv.reader(_utf8_lines(raw, name), strict=True)
@@ -189,18 +197,142 @@ def _csv_items(path: Path, name: str, columns: list[str]) -> Iterator[dict]:
                 first = next(reader)
             except StopIteration:
                 raise FileUnreadable(f"{name}: empty file, no header row") from None
-            header = _header(first, name, "", columns)
-            width = len(first)
+            yield _header(first, name, "", columns), len(first)
             for row in reader:
                 if not any(cell.strip() for cell in row):
                     continue  # blank line
-                item = dict(zip(header, row))
-                if len(row) != width:
-                    item[CELL_ERRORS] = f"row has {len(row)} fields, header has {width}"
-                item.pop("", None)
-                yield item
+                yield row
         except csv.Error as exc:
             raise FileUnreadable(f"{name}: not readable as CSV at line {reader.line_num}: {exc}") from None
+
+
+def _csv_items(path: Path, name: str, columns: list[str]) -> Iterator[dict]:
+    rows = _csv_rows(path, name, columns)
+    header, width = next(rows)
+    for row in rows:
+        item = dict(zip(header, row))
+        if len(row) != width:
+            item[CELL_ERRORS] = f"row has {len(row)} fields, header has {width}"
+        item.pop("", None)
+        yield item
+
+
+# ----------------------------------------------------------------------------- column by column
+
+COLUMNAR_BLOCK_BYTES = 1 << 20   # CSV bytes per record batch (about 11,000 health visits)
+_SCAN_BYTES = 8 << 20
+
+
+@dataclasses.dataclass
+class CsvColumns:
+    """A plain CSV delivery as Arrow record batches of text, in file order.
+
+    header: the names the row reader keys its items by ("" for an unnamed column);
+    columns: contract field -> the name of its column in the batches (`c<position>`);
+    batches: record batches of every column of the file as text, the rows the row reader yields
+    (blank rows skipped); raises NotColumnar on a row the row reader would read otherwise."""
+
+    header: list[str]
+    columns: dict[str, str]
+    batches: Iterator
+
+
+def plain_csv(path: Path) -> str | None:
+    """Why the columnar reader may not read this file (None: it may). The row reader's rules
+    differ from a plain split on commas and line ends only at a quote, a NUL, a CR not ending a
+    line, bytes that are not UTF-8 (and a field over the size limit, a ragged row: checked while
+    reading): the two readers agree on every file without them. One pass, about 10 ms a 10 MB."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    previous = b""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_SCAN_BYTES):
+            if b'"' in chunk:
+                return "a quote"
+            if b"\x00" in chunk:
+                return "a NUL byte"
+            lone = chunk.count(b"\r") - chunk.count(b"\r\n")
+            if lone and not (lone == 1 and chunk.endswith(b"\r")):
+                return "a carriage return that does not end a line"
+            if previous.endswith(b"\r") and not chunk.startswith(b"\n"):
+                return "a carriage return that does not end a line"
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError:
+                return "bytes that are not UTF-8"
+            previous = chunk
+    if previous.endswith(b"\r"):
+        return "a carriage return that does not end a line"
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "bytes that are not UTF-8"
+    return None
+
+
+def read_columns(root: Path, source: Source, delivery: Delivery) -> CsvColumns:
+    """The delivery as Arrow record batches (CsvColumns), or NotColumnar when the row reader must
+    read it. Raises FileUnreadable as read_items does for a file that cannot be read at all."""
+    path = root / delivery.name
+    if source.files.format != "csv":
+        raise NotColumnar("a workbook")
+    if sha256_of(path) != delivery.checksum:
+        raise FileUnreadable(f"{delivery.name}: changed since it was discovered; the next run reads the new content")
+    if (why := plain_csv(path)) is not None:
+        raise NotColumnar(f"the file holds {why}")
+    with contextlib.closing(_csv_rows(path, delivery.name, source.field_names)) as rows:
+        header, width = next(rows)   # the row reader's own header rules
+    import pyarrow as pa  # lazy: only a batch's extract needs it, never the DAG files
+    import pyarrow.csv as pa_csv
+
+    names = [f"c{i}" for i in range(width)]
+    ragged_rows = []
+
+    def ragged(row) -> str:
+        # a row of another width: the row reader stages it with a cell error, unless it is blank
+        if not any(cell.strip() for cell in row.text.split(",")):
+            return "skip"
+        ragged_rows.append(row.number)
+        return "error"
+
+    def batches():
+        try:
+            reader = pa_csv.open_csv(
+                path,
+                read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1, block_size=COLUMNAR_BLOCK_BYTES),
+                parse_options=pa_csv.ParseOptions(quote_char=False, invalid_row_handler=ragged),
+                convert_options=pa_csv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                      strings_can_be_null=False, check_utf8=True))
+            for batch in reader:
+                if any(_longest(batch.column(i)) >= CSV_FIELD_LIMIT for i in range(width)):
+                    raise NotColumnar("a field over the size limit")
+                yield _without_blank_rows(batch)
+        except pa.ArrowInvalid:
+            # Arrow's message quotes the row: never logged (personal data)
+            raise NotColumnar("a row of another width than the header" if ragged_rows
+                              else "a row the columnar reader cannot split") from None
+
+    columns = {f: names[header.index(f)] for f in source.field_names}
+    return CsvColumns(header=header, columns=columns, batches=batches())
+
+
+def _longest(array) -> int:
+    import pyarrow.compute as pc
+
+    return pc.max(pc.utf8_length(array)).as_py() or 0
+
+
+def _without_blank_rows(batch):
+    """The batch without the rows whose every cell is whitespace (str.strip: rows.WHITESPACE),
+    as the row reader skips them."""
+    import pyarrow.compute as pc
+
+    kept = None
+    for column in batch.columns:
+        filled = pc.not_equal(pc.utf8_trim(column, WHITESPACE), "")
+        kept = filled if kept is None else pc.or_(kept, filled)
+    if kept is None or pc.all(kept).as_py():
+        return batch
+    return batch.filter(kept)
 
 
 def _code_width(column: str) -> int | None:

@@ -30,7 +30,7 @@ from psycopg2 import sql
 from psycopg2.extras import Json
 
 from ioc_pipeline import failure_text, progress, warehouse
-from ioc_pipeline.errors import BatchFailed
+from ioc_pipeline.errors import BatchFailed, NotColumnar
 from ioc_pipeline.extract.window import Window
 from ioc_pipeline.personal_data import pii
 from ioc_pipeline.ingest import merge, row_workers, rows, staging
@@ -271,6 +271,33 @@ def stage_items(conn, source: Source, plan: BatchPlan, items: Iterable[dict], *,
     return writer.rows, writer.checksum, seen & set(source.field_names), extra
 
 
+def stage_columns(conn, source: Source, plan: BatchPlan, delivery, *, key: bytes) -> tuple[int, str, set[str], set[str]]:
+    """COPY a CSV delivery read column by column (file_source.CsvColumns) into the (emptied)
+    staging table: the same rows, bytes and checksum as stage_items on the same file. Raises
+    NotColumnar, with nothing staged, when the file must be read row by row."""
+    from ioc_pipeline.ingest import columnar  # lazy: pyarrow only for a file batch
+
+    encoder = columnar.ColumnEncoder(source, key, plan.as_of_date, plan.province_code)
+    counted = progress.Progress(log, f"{source.code} batch {plan.batch_id}: staging")
+    with warehouse.transaction(conn) as cur:
+        staging.truncate(cur, plan.staging_table)
+        writer = staging.CopyWriter(cur, plan.staging_table, rows.staging_columns(source))
+        try:
+            for batch in delivery.batches:
+                writer.write_bytes(encoder.encode(batch, delivery.columns), batch.num_rows)
+                counted.add(batch.num_rows)
+            writer.flush()
+        except BaseException:
+            writer.abandon()
+            raise
+    counted.done()
+    named = {h for h in delivery.header if h}
+    if not writer.rows:   # as stage_items: the header's names count only with a row
+        return 0, writer.checksum, set(), set()
+    known = set(source.field_names)
+    return writer.rows, writer.checksum, named & known, {_column_label(h) for h in named - known}
+
+
 _COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_ .-]{0,62}")
 
 
@@ -315,6 +342,14 @@ def extract(conn, source: Source, plan: BatchPlan, fetch: Callable[[], tuple[Ite
                                                    staging.copy_text_transform(source, key))
         log.info("%s: staged %d rows", source.code, n)
         return ExtractStats(n, None, checksum, sorted(_column_label(c) for c in extra))
+    if (read_columns := getattr(fetch, "read_columns", None)) is not None:  # a plain CSV file
+        try:
+            n, checksum, _, extra = stage_columns(conn, source, plan, read_columns(), key=key)
+        except NotColumnar as exc:
+            log.info("%s: the file is read row by row: %s", source.code, exc)
+        else:
+            log.info("%s: staged %d rows (read column by column)", source.code, n)
+            return ExtractStats(n, None, checksum, sorted(extra))
     for attempt in range(1, max_extractions + 1):
         items, total = fetch()
         n, checksum, seen, extra = stage_items(conn, source, plan, items, key=key)

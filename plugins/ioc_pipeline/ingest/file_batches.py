@@ -48,6 +48,9 @@ def load_one(ses: runner.Session, source: Source, run_key: str, as_of: dt.date, 
     def fetch():
         return file_source.read_items(root, source, delivery), (lambda: None)
 
+    if source.files.format == "csv":   # a plain CSV is read column by column, anything else row by row
+        fetch.read_columns = lambda: file_source.read_columns(root, source, delivery)
+
     return runner.run_batch(ses, source, plan, fetch, finish_run=False, max_extractions=1)
 
 

@@ -194,7 +194,8 @@ def truncate(cur, name: str) -> None:
     cur.execute(sql.SQL("TRUNCATE {}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(name)))
 
 
-def _encode(value) -> str:
+def encode_value(value) -> str:
+    """One staged value as COPY text: NULL, booleans, numbers and escaped text."""
     if value is None:
         return "\\N"
     if value.__class__ is str:
@@ -214,11 +215,11 @@ def encode_line(row: Iterable) -> str:
     joined as they are and the line is checked once (as many tabs as separators, a backslash
     only per NULL, no line break); a row that fails the check is encoded value by value."""
     row = row if row.__class__ in (list, tuple) else list(row)
-    line = "\t".join([v if v.__class__ is str else _encode(v) for v in row])
+    line = "\t".join([v if v.__class__ is str else encode_value(v) for v in row])
     if (line.count("\t") == len(row) - 1 and line.count("\\") == row.count(None)
             and "\n" not in line and "\r" not in line):
         return line + "\n"
-    return "\t".join(map(_encode, row)) + "\n"
+    return "\t".join(map(encode_value, row)) + "\n"
 
 
 class CopyWriter:
@@ -254,10 +255,20 @@ class CopyWriter:
         if self._size >= _FLUSH_BYTES:
             self._send()
 
-    def _send(self) -> None:
-        data = self._buf.getvalue().encode("utf-8")
-        self._buf = io.StringIO()
-        self._size = 0
+    def write_bytes(self, data: bytes, rows: int) -> None:
+        """`rows` rows already encoded as UTF-8 COPY text lines (columnar.ColumnEncoder)."""
+        if not data:
+            return
+        if self._size:
+            self._send()   # keep the order: text written before goes first
+        self.rows += rows
+        self._send(data)
+
+    def _send(self, data: bytes | None = None) -> None:
+        if data is None:
+            data = self._buf.getvalue().encode("utf-8")
+            self._buf = io.StringIO()
+            self._size = 0
         self._sha.update(data)
         self._wait()   # one COPY at a time on the connection
 
@@ -317,7 +328,7 @@ def _unescape(field: str) -> str:
 
 
 def _nfc_field(field: str) -> str:
-    return field if field == "\\N" else _encode(unicodedata.normalize("NFC", _unescape(field)))
+    return field if field == "\\N" else encode_value(unicodedata.normalize("NFC", _unescape(field)))
 
 
 def copy_text_transform(source: Source, key: bytes) -> Callable[[bytes], bytes]:
@@ -341,7 +352,7 @@ def copy_text_transform(source: Source, key: bytes) -> Callable[[bytes], bytes]:
             for i, parts, width in reversed(ids):
                 raw = cols[i]
                 values = [None] * width if raw == "\\N" else parts(key, _unescape(raw))
-                cols[i:i + 1] = [_encode(v) for v in values]
+                cols[i:i + 1] = [encode_value(v) for v in values]
             lines[n] = "\t".join(cols)
         return ("\n".join(lines) + "\n").encode("utf-8")
 
