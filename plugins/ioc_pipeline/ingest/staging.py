@@ -133,57 +133,86 @@ def commune_join(source: Source) -> tuple[list[sql.Composable], sql.Composable]:
     return select, joins
 
 
-def rebuild_typed(cur, source: Source, table: str, *, dedupe: bool) -> int:
+def rebuild_typed(cur, source: Source, table: str, *, dedupe: bool) -> tuple[int, int]:
     """Rebuild the staging table, in one statement, with its typed columns (parsed_columns,
-    commune_join). With `dedupe`, one version per key is kept: the latest parsed watermark (a
-    valid one beats none), then the later row in source order; rows without a key are all kept.
-    Returns (rows removed, rows kept)."""
+    commune_join). With `dedupe`, one version per key is kept (superseded_rows): the latest
+    parsed watermark (a valid one beats none), then the later row in source order; rows without
+    a key are all kept. Returns (rows removed, rows kept)."""
     t = sql.Identifier(SCHEMA, table)
     rebuilt = sql.Identifier(SCHEMA, table + "_typed")
     parsed = parsed_columns(source)
     derived = derived_columns(source)
-    version = sql.SQL("1")
-    if dedupe:
-        # "C": byte equality, no locale comparisons in the sort (same partitions)
-        keys = sql.SQL(", ").join(sql.SQL('{} COLLATE "C"').format(sql.Identifier(k)) for k in source.key)
-        not_null = sql.SQL(" AND ").join(sql.SQL("p.{} IS NOT NULL").format(sql.Identifier(k)) for k in source.key)
-        order = sql.SQL("")
-        if source.watermark:
-            wm = parsed_name(source.watermark)
-            order = sql.SQL("{} DESC NULLS LAST, ").format(
-                sql.SQL("p.{}").format(sql.Identifier(wm)) if wm in parsed
-                else sql.SQL("util.try_timestamptz(p.{})").format(sql.Identifier(source.watermark)))
-        version = sql.SQL("CASE WHEN {n} THEN row_number() OVER (PARTITION BY {k} ORDER BY {o}p._row_id DESC) ELSE 1 END"
-                          ).format(n=not_null, k=keys, o=order)
     cols = [sql.SQL("k.{}").format(sql.Identifier(c)) for c in (*rows_mod.staging_columns(source), *parsed, *derived)]
     commune_select, commune_joins = commune_join(source)
-    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(t))
-    before = cur.fetchone()[0]
     drop(cur, table + "_typed")
-    # JIT compiling the inlined parsers costs seconds and saves nothing on one pass; a sort of the
-    # batch in memory rather than on disk
+    # JIT compiling the inlined parsers costs seconds and saves nothing on one pass
     cur.execute("SET LOCAL jit = off")
     cur.execute("SET LOCAL work_mem = '256MB'")
+    removed, kept_only = 0, sql.SQL("")
+    if dedupe:
+        removed = superseded_rows(cur, source, table)
+        kept_only = sql.SQL(" WHERE NOT EXISTS (SELECT 1 FROM {} x WHERE x._row_id = s._row_id)").format(
+            sql.Identifier(SCHEMA, table + "_superseded"))
     # the planner prices the inlined parsers far below their cost (a regular expression a field,
     # about 2 us a row): cheaper rows out of the workers, so the parsing scan runs in parallel
     cur.execute("SET LOCAL parallel_tuple_cost = 0.01")
-    # OFFSET 0: each parser runs once a row, its column then read as is (not inlined again into
-    # the window's ordering and the commune joins)
+    # OFFSET 0: each parser, then each derived column, runs once a row, its column then read as
+    # is (not inlined again into the commune joins' conditions)
     cur.execute(sql.SQL(
         """CREATE UNLOGGED TABLE {rebuilt} AS
            SELECT {cols}
-             FROM (SELECT p.*{derived}, {version} AS _version
-                     FROM (SELECT s.*{parsed} FROM {t} s OFFSET 0) p) k{joins}
-            WHERE k._version = 1"""
-    ).format(rebuilt=rebuilt, cols=sql.SQL(", ").join([*cols, *commune_select]), version=version, t=t,
+             FROM (SELECT p.*{derived}
+                     FROM (SELECT s.*{parsed} FROM {t} s{kept_only} OFFSET 0) p OFFSET 0) k{joins}"""
+    ).format(rebuilt=rebuilt, cols=sql.SQL(", ").join([*cols, *commune_select]), t=t, kept_only=kept_only,
              parsed=sql.SQL("").join(sql.SQL(", {} AS {}").format(e, sql.Identifier(n)) for n, e in parsed.items()),
              derived=sql.SQL("").join(sql.SQL(", {} AS {}").format(e, sql.Identifier(n)) for n, e in derived.items()),
              joins=commune_joins))
     kept = cur.rowcount
+    drop(cur, table + "_superseded")
     drop(cur, table)
     cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(rebuilt, sql.Identifier(table)))
     cur.execute(sql.SQL("ANALYZE {}").format(t))
-    return before - kept, kept
+    return removed, kept
+
+
+def superseded_rows(cur, source: Source, table: str) -> int:
+    """Write the _row_id of every staged row a later version of its key supersedes into
+    `<table>_superseded`; returns their number. Only the keys staged more than once are ranked:
+    finding them sorts the key column alone (narrow, in memory), where ranking every row sorted
+    the whole wide rows on disk (health_visits at 1M: about 2.5 s less). The watermark is parsed
+    for those rows only."""
+    t = sql.Identifier(SCHEMA, table)
+    # "C": byte equality, no locale comparisons in the sorts (the same groups)
+    keys = sql.SQL(", ").join(sql.SQL('{k} COLLATE "C" AS {k}').format(k=sql.Identifier(k)) for k in source.key)
+    partition = sql.SQL(", ").join(sql.SQL('s.{} COLLATE "C"').format(sql.Identifier(k)) for k in source.key)
+    not_null = sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(sql.Identifier(k)) for k in source.key)
+    same_key = sql.SQL(" AND ").join(sql.SQL("d.{k} = s.{k}").format(k=sql.Identifier(k)) for k in source.key)
+    order = sql.SQL("")
+    if source.watermark:
+        parsed = parsed_columns(source)
+        wm = parsed.get(parsed_name(source.watermark),
+                        sql.SQL("util.try_timestamptz(s.{})").format(sql.Identifier(source.watermark)))
+        order = sql.SQL("{} DESC NULLS LAST, ").format(wm)
+    superseded = sql.Identifier(SCHEMA, table + "_superseded")
+    drop(cur, table + "_superseded")
+    # grouping by sorting the one narrow column beats hashing a million distinct keys (measured:
+    # 0.38 against 0.67 s, 87 against 164 MB)
+    cur.execute("SET LOCAL enable_hashagg = off")
+    cur.execute(sql.SQL(
+        """CREATE UNLOGGED TABLE {superseded} AS
+           SELECT v._row_id
+             FROM (SELECT s._row_id, row_number() OVER (PARTITION BY {partition} ORDER BY {order}s._row_id DESC) AS version
+                     FROM {t} s
+                     JOIN (SELECT {keys} FROM {t} WHERE {not_null} GROUP BY {group} HAVING count(*) > 1) d
+                       ON {same_key}) v
+            WHERE v.version > 1"""
+    ).format(superseded=superseded, partition=partition, order=order, t=t, keys=keys, not_null=not_null,
+             group=sql.SQL(", ").join(sql.SQL('{} COLLATE "C"').format(sql.Identifier(k)) for k in source.key),
+             same_key=same_key))
+    count = cur.rowcount
+    cur.execute("SET LOCAL enable_hashagg = on")
+    cur.execute(sql.SQL("ANALYZE {}").format(superseded))
+    return count
 
 
 def drop(cur, name: str) -> None:
