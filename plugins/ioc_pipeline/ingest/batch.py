@@ -636,7 +636,13 @@ def _pii_id_fields(source: Source) -> list[str]:
 def _remove_absent_rows(cur, source: Source, plan: BatchPlan) -> int:
     """A re-delivered file replaces the rows its earlier delivery brought: core rows of this file
     name whose key the new delivery no longer contains (quarantined keys ARE contained: their
-    earlier valid version stays) are removed."""
+    earlier valid version stays) are removed. The first delivery of a file name has none to
+    remove: only a committed batch of that name stored rows carrying it (publish writes them and
+    commits the ledger row in one transaction), so the scan of the whole core table is skipped."""
+    cur.execute("SELECT EXISTS (SELECT 1 FROM audit.file_delivery WHERE source_code = %s AND file_name = %s"
+                " AND status = 'committed' AND batch_id <> %s)", (source.code, plan.file_name, plan.batch_id))
+    if not cur.fetchone()[0]:
+        return 0
     match = sql.SQL(" AND ").join(
         sql.SQL("s.{k} = c.{k}").format(k=sql.Identifier(k)) for k in source.key)
     schema, table = source.core_table.split(".", 1)
