@@ -5,6 +5,7 @@ Where the columnar path declines (NotColumnar) the row reader is the definition;
 check that it declines only then, and that it takes the files it is for."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import random
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from ioc_pipeline.declaration.catalog import get
+from ioc_pipeline.declaration.catalog import Field, get
 from ioc_pipeline.errors import NotColumnar
 from ioc_pipeline.extract import file_source
 from ioc_pipeline.extract.file_source import FileUnreadable
@@ -34,34 +35,34 @@ def deliver(root, data: bytes):
     return delivery
 
 
-def by_rows(root, delivery) -> tuple[bytes, set[str]]:
-    build = rows.row_builder(VISITS, KEY, "2026-11-19", "48")
-    items = list(file_source.read_items(root, VISITS, delivery))
+def by_rows(root, delivery, source=VISITS) -> tuple[bytes, set[str]]:
+    build = rows.row_builder(source, KEY, "2026-11-19", "48")
+    items = list(file_source.read_items(root, source, delivery))
     text = "".join(staging.encode_line(build(i, item)) for i, item in enumerate(items, 1))
-    return text.encode(), {k for item in items for k in item if k not in VISITS.field_names and k != rows.CELL_ERRORS}
+    return text.encode(), {k for item in items for k in item if k not in source.field_names and k != rows.CELL_ERRORS}
 
 
-def by_columns(root, delivery) -> tuple[bytes, set[str]]:
-    read = file_source.read_columns(root, VISITS, delivery)
-    encoder = columnar.ColumnEncoder(VISITS, KEY, "2026-11-19", "48")
+def by_columns(root, delivery, source=VISITS) -> tuple[bytes, set[str]]:
+    read = file_source.read_columns(root, source, delivery)
+    encoder = columnar.ColumnEncoder(source, KEY, "2026-11-19", "48")
     data = b"".join(encoder.encode(batch, read.columns) for batch in read.batches)
-    extra = {h for h in read.header if h and h not in VISITS.field_names} if data else set()
+    extra = {h for h in read.header if h and h not in source.field_names} if data else set()
     return data, extra
 
 
-def outcome(read, root, delivery):
+def outcome(read, root, delivery, source):
     try:
-        return read(root, delivery)
+        return read(root, delivery, source)
     except FileUnreadable as exc:
         return f"unreadable: {exc}"
 
 
-def same_or_declined(root, data: bytes) -> bool:
+def same_or_declined(root, data: bytes, source=VISITS) -> bool:
     """True when the columnar path took the file (and staged what the rows path stages)."""
     delivery = deliver(root, data)
-    expected = outcome(by_rows, root, delivery)
+    expected = outcome(by_rows, root, delivery, source)
     try:
-        got = outcome(by_columns, root, delivery)
+        got = outcome(by_columns, root, delivery, source)
     except NotColumnar:
         return False
     assert got == expected, data
@@ -121,6 +122,16 @@ def test_row_ids_follow_on_across_record_batches(tmp_path, monkeypatch):
     delivery = deliver(tmp_path, f"{HEADER}\n{body}".encode())
     assert len(list(file_source.read_columns(tmp_path, VISITS, delivery).batches)) > 5
     assert same_or_declined(tmp_path, f"{HEADER}\n{body}".encode())
+
+
+def test_a_name_field_is_staged_as_its_presence_marker_on_both_paths(tmp_path):
+    # no CSV source of the catalog declares a name; one that does is read the same way
+    named = dataclasses.replace(VISITS, fields=(*VISITS.fields[:-1], Field("identification", pii="name")))
+    data = f"{HEADER}\nV1,a,b,c,,,Nguyen Van A\nV2,a,b,c,,, \nV3,a,b,c,,,\nV4,a,b,c,,,Nguy\u1ec5n\n"
+    assert same_or_declined(tmp_path, data.encode(), named)
+    staged = by_columns(tmp_path, deliver(tmp_path, data.encode()), named)[0].decode()
+    assert [line.rsplit("\t", 1)[1] for line in staged.splitlines()] == [rows.REDACTED, "\\N", "\\N", rows.REDACTED]
+    assert "Nguy" not in staged
 
 
 PIECES = ["V1", "48001", "20194", "2026-11-19 08:30:00", "048095000123", "049195000001", "001089012345",
