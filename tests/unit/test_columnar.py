@@ -162,3 +162,24 @@ def test_random_hostile_files_stage_the_same_on_both_paths(tmp_path):
     rng = random.Random(20261119)
     taken = sum(same_or_declined(tmp_path, random_file(rng)) for _ in range(300))
     assert taken >= 150   # most files are plain: the comparison is not vacuous
+
+
+def test_the_plain_file_scan_decides_the_same_whatever_its_chunk_size(tmp_path, monkeypatch):
+    # line ends and multi-byte characters cut by a chunk boundary must not change the verdict
+    samples = [b"a,b\r\nc,d\r\n", b"a,b\r\nc,d\r", b"a,b\rc\n", b"a\r\r\nb\n", b"\xef\xbb\xbfa,\xe1\xba\xa0\r\nb\n",
+               b"a,\xe1\xba", b"a,\xe1\xba\xa0\xff\n", b'a,"b"\n', b"a,\x00\n", b"plain,file\nno,trouble\n"]
+    rng = random.Random(7)
+    samples += [random_file(rng) for _ in range(40)]
+    path = tmp_path / "f.csv"
+    for data in samples:
+        path.write_bytes(data)
+        verdicts = set()
+        for size in (1, 2, 3, 5, 8 << 20):
+            monkeypatch.setattr(file_source, "_SCAN_BYTES", size)
+            verdicts.add(file_source.plain_csv(path))
+        assert len(verdicts) == 1, (data, verdicts)
+    monkeypatch.setattr(file_source, "_SCAN_BYTES", 2)
+    for data, why in [(b"a,b\r\nc,d\r\n", None), (b"a,b\r\nc,d\r", "a carriage return that does not end a line"),
+                      (b"x,\xe1\xba\xa0\n", None), (b"x,\xe1\xba", "bytes that are not UTF-8"), (b'a,"b"\n', "a quote")]:
+        path.write_bytes(data)
+        assert file_source.plain_csv(path) == why
