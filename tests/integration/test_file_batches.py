@@ -4,11 +4,15 @@ temporary landing folder and a real warehouse. Expected outcomes are written out
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import time
 
 import pytest
 
+from ioc_pipeline.declaration.catalog import get
+from ioc_pipeline.extract import file_source
+from ioc_pipeline.ingest import rows as rows_mod, staging
 from ioc_pipeline.personal_data import pii
 from tests.integration.warehouse_helpers import KEY, all_text_values, find_leaks, migrated, run_file_deliveries
 
@@ -158,3 +162,43 @@ def test_unknown_columns_load_and_are_recorded_as_a_schema_drift_warning(warehou
         cur.execute("SELECT extra_columns FROM audit.batch")
         assert cur.fetchone()[0] == ["<unprintable name>", "ghi_chu"]
     conn.commit()
+
+
+def test_a_ragged_row_late_in_a_file_reads_the_whole_file_row_by_row(warehouse_db, tmp_path, monkeypatch, caplog):
+    """The columnar reader meets the ragged row after several record batches went to COPY: they
+    are rolled back, the file is read row by row from its start, and the batch is what the row
+    reader makes of the file (the ragged row quarantined by its cell error, every other row once)."""
+    monkeypatch.setattr(file_source, "COLUMNAR_BLOCK_BYTES", 1024)   # many record batches before the row
+    conn = migrated(warehouse_db)
+    rows = [visit(f"R{i:03d}", cccd=f"0480950{i:05d}") for i in range(400)]
+    rows.insert(350, ["R_ragged", "48001"])
+    deliver(tmp_path, "20261118", rows)
+    with caplog.at_level("INFO", logger="ioc_pipeline.ingest.batch"):
+        result = run_file_deliveries(conn, warehouse_db, "health_visits", AS_OF, tmp_path)
+    assert "health_visits: the file is read row by row: a row of another width than the header" in caplog.text
+    assert (result["files_committed"], result["rows_loaded"], result["rows_quarantined"]) == (1, 400, 1)
+    assert len(core(conn)) == 400 and "R_ragged" not in core(conn)
+    with conn.cursor() as cur:
+        cur.execute("SELECT rows_read FROM audit.batch")
+        assert cur.fetchone()[0] == 401
+        cur.execute("SELECT business_key, failing_values ->> '_cell_errors' FROM quarantine.rejected_row")
+        assert cur.fetchall() == [("R_ragged", "row has 2 fields, header has 7")]
+    conn.commit()
+
+
+def test_a_plain_file_is_read_column_by_column_with_the_row_readers_checksum(warehouse_db, tmp_path, caplog):
+    conn = migrated(warehouse_db)
+    name = deliver(tmp_path, "20261118", [visit(f"C{i}", cccd=f"0480950{i:05d}") for i in range(50)])
+    with caplog.at_level("INFO", logger="ioc_pipeline.ingest.batch"):
+        result = run_file_deliveries(conn, warehouse_db, "health_visits", AS_OF, tmp_path)
+    assert "staged 50 rows (read column by column)" in caplog.text and result["rows_loaded"] == 50
+    source = get("health_visits")
+    (delivery,) = [d for d in file_source.discover(tmp_path, source.files, AS_OF) if d.name == name]
+    with conn.cursor() as cur:
+        cur.execute("SELECT batch_id, checksum FROM audit.batch")
+        batch_id, checksum = cur.fetchone()
+    conn.commit()
+    build = rows_mod.row_builder(source, KEY, AS_OF.isoformat(), "48")
+    text = "".join(staging.encode_line(build(i, item))
+                   for i, item in enumerate(file_source.read_items(tmp_path, source, delivery), 1))
+    assert checksum == hashlib.sha256(text.encode()).hexdigest()
